@@ -1,0 +1,17 @@
+//! Latchkey's innermost crate: domain types, the one OAuth/OIDC error type, the clock,
+//! settings and their validation, secret tokens and their hashes, PKCE and redirect-URI
+//! matching. It knows nothing of HTTP, SQL or JOSE.
+
+pub mod clock;
+pub mod error;
+pub mod model;
+pub mod pkce;
+pub mod redirect;
+pub mod scope;
+pub mod secret;
+pub mod settings;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use error::{ErrorCode, OAuthError};
+pub use secret::{SecretToken, TokenHash};
+pub use settings::Settings;

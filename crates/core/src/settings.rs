@@ -1,0 +1,439 @@
+//! Every setting, its default and its validation. Loading (file, environment) happens in the
+//! binary; `config/latchkey.toml` documents the same defaults and a test keeps them in step.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use url::{Host, Url};
+
+use crate::model::SigningAlg;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The issuer identifier (OIDC Discovery §3): https, or http on a loopback host.
+    pub issuer: String,
+    /// Address to listen on.
+    pub bind: String,
+    /// `sqlite://…` or `postgres://…`; empty means `<data_dir>/latchkey.db`.
+    pub database_url: String,
+    /// Holds the SQLite database and the generated master key file.
+    pub data_dir: PathBuf,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// tracing filter directive, e.g. `info` or `latchkey=debug,info`.
+    pub log_filter: String,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed for the client IP.
+    pub trusted_proxies: Vec<String>,
+    pub lifetimes: Lifetimes,
+    pub signing: Signing,
+    pub argon2: Argon2Settings,
+    pub cookies: Cookies,
+    pub database: Database,
+    pub id_token: IdToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Lifetimes in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifetimes {
+    pub authorization_code: i64,
+    pub access_token: i64,
+    pub id_token: i64,
+    pub refresh_token_absolute: i64,
+    pub refresh_token_idle: i64,
+    pub session: i64,
+    /// How long a pending authorization request waits for the user to log in and consent.
+    pub interaction: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signing {
+    /// Algorithm for clients that registered none. OIDC requires RS256 to be available.
+    pub default_algorithm: String,
+    /// Algorithms offered; a key is kept for each.
+    pub algorithms: Vec<String>,
+    /// Seconds between `keys rotate` publishing a new key and that key signing.
+    pub rotation_delay: i64,
+    /// Seconds between re-reads of the key table (the bound on staleness across instances).
+    pub key_refresh_interval: i64,
+    /// RSA modulus size for RS256/PS256 keys.
+    pub rsa_bits: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Password verifications running at once; 0 means one per CPU.
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cookies {
+    /// Base name; `__Host-` is prefixed when the cookie is Secure.
+    pub name: String,
+    /// `auto` (Secure when the issuer is https), `always` or `never`.
+    pub secure: CookieSecure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CookieSecure {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection.
+    pub acquire_timeout: u64,
+    /// PostgreSQL statement timeout in milliseconds (0: none).
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdToken {
+    /// Put the claims of `profile`/`email`/`address`/`phone` into the ID token too. OIDC Core
+    /// §5.4 puts them in UserInfo when an access token is issued; off by default.
+    pub scope_claims_in_id_token: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            bind: "127.0.0.1:8080".into(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Human,
+            log_filter: "info".into(),
+            trusted_proxies: Vec::new(),
+            lifetimes: Lifetimes::default(),
+            signing: Signing::default(),
+            argon2: Argon2Settings::default(),
+            cookies: Cookies::default(),
+            database: Database::default(),
+            id_token: IdToken::default(),
+        }
+    }
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            authorization_code: 60,
+            access_token: 3600,
+            id_token: 3600,
+            refresh_token_absolute: 30 * 86400,
+            refresh_token_idle: 14 * 86400,
+            session: 86400,
+            interaction: 900,
+        }
+    }
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Self {
+            default_algorithm: "RS256".into(),
+            algorithms: vec!["RS256".into(), "PS256".into(), "ES256".into(), "EdDSA".into()],
+            rotation_delay: 3600,
+            key_refresh_interval: 30,
+            rsa_bits: 2048,
+        }
+    }
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        Self { memory_kib: 19456, iterations: 2, parallelism: 1, max_concurrent: 0 }
+    }
+}
+
+impl Default for Cookies {
+    fn default() -> Self {
+        Self { name: "latchkey_session".into(), secure: CookieSecure::Auto }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self { max_connections: 8, acquire_timeout: 5, statement_timeout_ms: 10_000 }
+    }
+}
+
+/// A setting that cannot be used: which key, and why. Printed as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid setting `{}`: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+fn bad(key: &str, reason: impl Into<String>) -> SettingError {
+    SettingError { key: key.into(), reason: reason.into() }
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Settings {
+    /// Check every setting; the first problem is reported with its key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let issuer = Url::parse(&self.issuer).map_err(|e| bad("issuer", format!("not an absolute URL ({e})")))?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(bad("issuer", "must not have a query or fragment (OIDC Discovery §3)"));
+        }
+        if !issuer.username().is_empty() || issuer.password().is_some() {
+            return Err(bad("issuer", "must not carry user information"));
+        }
+        if self.issuer.ends_with('/') {
+            return Err(bad("issuer", "must not end with `/`"));
+        }
+        match issuer.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(issuer.host()) => {}
+            "http" => return Err(bad("issuer", "must be https unless its host is loopback")),
+            other => return Err(bad("issuer", format!("unsupported scheme `{other}`"))),
+        }
+        self.bind.parse::<SocketAddr>().map_err(|_| bad("bind", format!("`{}` is not an address:port", self.bind)))?;
+        self.backend()?;
+        if self.database_url.is_empty() && self.data_dir.as_os_str().is_empty() {
+            return Err(bad("data_dir", "must not be empty when database_url is empty"));
+        }
+        if self.log_filter.trim().is_empty() {
+            return Err(bad("log_filter", "must not be empty"));
+        }
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            if p.parse::<IpAddr>().is_err() {
+                return Err(bad(&format!("trusted_proxies[{i}]"), format!("`{p}` is not an IP address")));
+            }
+        }
+
+        let l = &self.lifetimes;
+        for (key, v) in [
+            ("lifetimes.authorization_code", l.authorization_code),
+            ("lifetimes.access_token", l.access_token),
+            ("lifetimes.id_token", l.id_token),
+            ("lifetimes.refresh_token_absolute", l.refresh_token_absolute),
+            ("lifetimes.refresh_token_idle", l.refresh_token_idle),
+            ("lifetimes.session", l.session),
+            ("lifetimes.interaction", l.interaction),
+        ] {
+            if v <= 0 {
+                return Err(bad(key, "must be a positive number of seconds"));
+            }
+        }
+        // RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
+        if l.authorization_code > 600 {
+            return Err(bad("lifetimes.authorization_code", "must be at most 600 seconds (RFC 6749 §4.1.2)"));
+        }
+        if l.refresh_token_idle > l.refresh_token_absolute {
+            return Err(bad("lifetimes.refresh_token_idle", "must not exceed lifetimes.refresh_token_absolute"));
+        }
+
+        let s = &self.signing;
+        let algs = self.signing_algorithms()?;
+        if algs.is_empty() {
+            return Err(bad("signing.algorithms", "must list at least one algorithm"));
+        }
+        if !algs.contains(&SigningAlg::RS256) {
+            return Err(bad("signing.algorithms", "must include RS256 (OIDC Core §15.1)"));
+        }
+        let default = self.default_signing_alg()?;
+        if !algs.contains(&default) {
+            return Err(bad("signing.default_algorithm", "must be one of signing.algorithms"));
+        }
+        if s.key_refresh_interval <= 0 {
+            return Err(bad("signing.key_refresh_interval", "must be a positive number of seconds"));
+        }
+        if s.rotation_delay <= s.key_refresh_interval {
+            return Err(bad(
+                "signing.rotation_delay",
+                "must exceed signing.key_refresh_interval, so every instance publishes a key before any signs with it",
+            ));
+        }
+        if !(2048..=8192).contains(&s.rsa_bits) || !s.rsa_bits.is_multiple_of(8) {
+            return Err(bad("signing.rsa_bits", "must be a multiple of 8 between 2048 and 8192"));
+        }
+
+        let a = &self.argon2;
+        if a.memory_kib < 8 * a.parallelism.max(1) || a.memory_kib > 4 * 1024 * 1024 {
+            return Err(bad("argon2.memory_kib", "must be between 8×parallelism and 4194304 KiB"));
+        }
+        if a.iterations == 0 || a.iterations > 100 {
+            return Err(bad("argon2.iterations", "must be between 1 and 100"));
+        }
+        if a.parallelism == 0 || a.parallelism > 64 {
+            return Err(bad("argon2.parallelism", "must be between 1 and 64"));
+        }
+        if a.max_concurrent > 1024 {
+            return Err(bad("argon2.max_concurrent", "must be at most 1024"));
+        }
+
+        if self.cookies.name.is_empty()
+            || !self.cookies.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(bad("cookies.name", "must be non-empty letters, digits, `_` or `-`"));
+        }
+        if self.cookies.secure == CookieSecure::Never && issuer.scheme() == "https" {
+            return Err(bad("cookies.secure", "must not be `never` when the issuer is https"));
+        }
+
+        let d = &self.database;
+        if d.max_connections == 0 || d.max_connections > 1000 {
+            return Err(bad("database.max_connections", "must be between 1 and 1000"));
+        }
+        if d.acquire_timeout == 0 {
+            return Err(bad("database.acquire_timeout", "must be a positive number of seconds"));
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Result<Backend, SettingError> {
+        let u = &self.database_url;
+        if u.is_empty() || u.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(bad("database_url", "must start with sqlite: or postgres://"))
+        }
+    }
+
+    /// The database URL with the SQLite default filled in.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("latchkey.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn signing_algorithms(&self) -> Result<Vec<SigningAlg>, SettingError> {
+        let mut out = Vec::new();
+        for a in &self.signing.algorithms {
+            let alg = a.parse::<SigningAlg>().map_err(|e| bad("signing.algorithms", e))?;
+            if !out.contains(&alg) {
+                out.push(alg);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn default_signing_alg(&self) -> Result<SigningAlg, SettingError> {
+        self.signing.default_algorithm.parse().map_err(|e: String| bad("signing.default_algorithm", e))
+    }
+
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        match self.cookies.secure {
+            CookieSecure::Always => true,
+            CookieSecure::Never => false,
+            CookieSecure::Auto => self.issuer_is_https(),
+        }
+    }
+
+    /// The longest time a token we sign stays valid: how long a retired key stays published.
+    pub fn max_signed_token_lifetime(&self) -> i64 {
+        self.lifetimes.id_token.max(self.lifetimes.access_token)
+    }
+
+    pub fn trusted_proxy_ips(&self) -> Vec<IpAddr> {
+        self.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect()
+    }
+
+    /// An absolute URL under the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+fn is_loopback_host(h: Option<Host<&str>>) -> bool {
+    match h {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut Settings)) -> Result<(), SettingError> {
+        let mut s = Settings::default();
+        f(&mut s);
+        s.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(with(|_| {}), Ok(()));
+    }
+
+    #[test]
+    fn non_loopback_issuer_must_be_https() {
+        let e = with(|s| s.issuer = "http://id.example.com".into()).unwrap_err();
+        assert_eq!(e.key, "issuer");
+        assert!(with(|s| s.issuer = "https://id.example.com".into()).is_ok());
+        assert!(with(|s| s.issuer = "http://localhost:9000".into()).is_ok());
+        assert!(with(|s| s.issuer = "http://[::1]:9000".into()).is_ok());
+        assert!(with(|s| s.issuer = "https://id.example.com/?x=1".into()).is_err());
+        assert!(with(|s| s.issuer = "https://id.example.com/".into()).is_err());
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        assert_eq!(with(|s| s.bind = "nope".into()).unwrap_err().key, "bind");
+        assert_eq!(with(|s| s.lifetimes.access_token = 0).unwrap_err().key, "lifetimes.access_token");
+        assert_eq!(with(|s| s.lifetimes.authorization_code = 601).unwrap_err().key, "lifetimes.authorization_code");
+        assert_eq!(with(|s| s.signing.algorithms = vec!["ES256".into()]).unwrap_err().key, "signing.algorithms");
+        assert_eq!(with(|s| s.signing.algorithms.push("HS256".into())).unwrap_err().key, "signing.algorithms");
+        assert_eq!(with(|s| s.signing.default_algorithm = "none".into()).unwrap_err().key, "signing.default_algorithm");
+        assert_eq!(with(|s| s.signing.rotation_delay = 10).unwrap_err().key, "signing.rotation_delay");
+        assert_eq!(with(|s| s.argon2.iterations = 0).unwrap_err().key, "argon2.iterations");
+        assert_eq!(with(|s| s.database_url = "mysql://x".into()).unwrap_err().key, "database_url");
+        assert_eq!(with(|s| s.trusted_proxies = vec!["x".into()]).unwrap_err().key, "trusted_proxies[0]");
+        assert_eq!(with(|s| s.cookies.name = "a b".into()).unwrap_err().key, "cookies.name");
+    }
+
+    #[test]
+    fn sqlite_is_the_default_backend() {
+        let s = Settings::default();
+        assert_eq!(s.backend(), Ok(Backend::Sqlite));
+        assert!(s.effective_database_url().ends_with("data/latchkey.db"));
+    }
+}

@@ -1,0 +1,753 @@
+//! The `latchkey` command line: a stable contract that scripts rely on.
+//!
+//! Exit codes: 0 success, 1 runtime failure (database, keys, I/O), 2 bad arguments.
+//! Failures print one line on stderr. `--json` output is exactly one JSON value on stdout.
+
+use clap::{Args, Parser, Subcommand};
+use latchkey_core::model::{Client, ClientAuthMethod, GrantType, SigningAlg, User, validate_user_claims};
+use latchkey_core::redirect::validate_for_registration;
+use latchkey_core::scope::Scope;
+use latchkey_core::{Clock, SecretToken, Settings, SystemClock};
+use latchkey_signer::MasterKey;
+use latchkey_storage::{Created, Store};
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::server::{self, StartupError, redact};
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "Latchkey: an OAuth 2.0 / OpenID Connect provider")]
+struct Cli {
+    /// Configuration file (TOML); see config/latchkey.toml.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Create a demo user and a demo relying party at /demo (empty database only).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage clients (relying parties).
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Register a client. Confidential clients get a secret, shown this once only.
+    Add(ClientAdd),
+    /// List clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client; options not given stay as they are.
+    Update(ClientUpdate),
+    /// Remove a client and everything issued to it.
+    Remove { client_id: String },
+}
+
+#[derive(Args)]
+struct ClientAdd {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE required). Same as --auth-method none.
+    #[arg(long)]
+    public: bool,
+    #[arg(long, value_parser = parse_auth_method)]
+    auth_method: Option<ClientAuthMethod>,
+    #[arg(long = "grant-type", value_parser = parse_grant_type)]
+    grant_types: Vec<GrantType>,
+    /// Space-separated scopes the client may request.
+    #[arg(long, default_value = "openid profile email address phone offline_access")]
+    scope: String,
+    /// First-party client: no consent screen.
+    #[arg(long)]
+    skip_consent: bool,
+    /// Require PKCE even though the client is confidential.
+    #[arg(long)]
+    require_pkce: bool,
+    #[arg(long, value_parser = parse_alg)]
+    id_token_signed_response_alg: Option<SigningAlg>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ClientUpdate {
+    client_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Replaces the registered redirect URIs.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// Replaces the registered post-logout redirect URIs.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    #[arg(long = "grant-type", value_parser = parse_grant_type)]
+    grant_types: Vec<GrantType>,
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long)]
+    skip_consent: Option<bool>,
+    #[arg(long)]
+    require_pkce: Option<bool>,
+    #[arg(long, value_parser = parse_alg)]
+    id_token_signed_response_alg: Option<SigningAlg>,
+    /// Issue a new client secret (shown once).
+    #[arg(long)]
+    rotate_secret: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user; the password is read from standard input.
+    Add(UserAdd),
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user by username or id.
+    Show {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password (read from standard input); ends the user's sessions.
+    SetPassword {
+        user: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Remove a user with their sessions, consents and tokens.
+    Remove { user: String },
+}
+
+#[derive(Args)]
+struct UserAdd {
+    #[arg(long)]
+    username: String,
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    email_verified: bool,
+    #[arg(long)]
+    name: Option<String>,
+    /// A standard claim, key=value (repeatable).
+    #[arg(long = "claim", value_name = "KEY=VALUE")]
+    claims: Vec<String>,
+    /// A JSON object of OpenID standard claims.
+    #[arg(long, value_name = "FILE")]
+    claims_json: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish new keys now; they sign after signing.rotation_delay.
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_auth_method(s: &str) -> Result<ClientAuthMethod, String> {
+    s.parse()
+}
+fn parse_grant_type(s: &str) -> Result<GrantType, String> {
+    s.parse()
+}
+fn parse_alg(s: &str) -> Result<SigningAlg, String> {
+    s.parse()
+}
+
+/// A failure and its exit code.
+struct Fail {
+    code: u8,
+    msg: String,
+}
+
+fn usage(msg: impl Into<String>) -> Fail {
+    Fail { code: 2, msg: msg.into() }
+}
+fn runtime(msg: impl std::fmt::Display) -> Fail {
+    Fail { code: 1, msg: msg.to_string() }
+}
+
+impl From<StartupError> for Fail {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Config(m) => Fail { code: 2, msg: m },
+            other => runtime(other),
+        }
+    }
+}
+
+impl From<latchkey_storage::StoreError> for Fail {
+    fn from(e: latchkey_storage::StoreError) -> Self {
+        runtime(e)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("latchkey: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match crate::config::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings, matches!(cli.command, Command::Serve { .. }));
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("latchkey: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("latchkey: {}", f.msg);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(settings: &Settings, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    // Commands other than `serve` keep stderr quiet unless something is wrong.
+    let default = if serving { settings.log_filter.as_str() } else { "warn" };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        latchkey_core::settings::LogFormat::Json => builder.json().try_init(),
+        latchkey_core::settings::LogFormat::Human => builder.try_init(),
+    };
+}
+
+fn master_key(settings: &Settings) -> Result<MasterKey, Fail> {
+    let env = std::env::var("LATCHKEY_MASTER_KEY").ok();
+    MasterKey::load(env.as_deref(), &settings.data_dir).map_err(runtime)
+}
+
+async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, Fail> {
+    latchkey_storage::open(settings)
+        .await
+        .map_err(|e| runtime(format!("cannot open database {}: {e}", redact(&settings.effective_database_url()))))
+}
+
+async fn run(cmd: Command, settings: Settings) -> Result<(), Fail> {
+    match cmd {
+        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Migrate => {
+            open_store(&settings).await?.close().await;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Client(c) => client(c, &settings).await,
+        Command::User(u) => user(u, &settings).await,
+        Command::Keys(k) => keys(k, &settings).await,
+    }
+}
+
+async fn serve(settings: Settings, demo: bool) -> Result<(), Fail> {
+    let master = master_key(&settings)?;
+    let bind = settings.bind.clone();
+    let listener = server::bind(&bind).await?;
+    let state = server::build_state(settings, Arc::new(SystemClock), master).await?;
+    if demo {
+        crate::demo_hook(&state).await.map_err(runtime)?;
+    }
+    let srv = server::Server::spawn(state, listener)?;
+    tracing::info!(addr = %srv.addr, issuer = %srv.state.settings.issuer, "latchkey is serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    srv.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn print_json(v: &Value) -> Result<(), Fail> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v).map_err(runtime)?;
+    writeln!(out).map_err(runtime)
+}
+
+fn client_json(c: &Client) -> Value {
+    json!({
+        "client_id": c.client_id,
+        "client_name": c.name,
+        "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "token_endpoint_auth_method": c.auth_method.as_str(),
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scope": c.scopes.join(" "),
+        "skip_consent": c.skip_consent,
+        "require_pkce": c.require_pkce || c.is_public(),
+        "id_token_signed_response_alg": c.id_token_signed_response_alg.map(|a| a.as_str()),
+        "created_at": c.created_at,
+    })
+}
+
+fn check_client(c: &Client) -> Result<(), Fail> {
+    if c.name.trim().is_empty() {
+        return Err(usage("--name must not be empty"));
+    }
+    for u in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+        validate_for_registration(u).map_err(|e| usage(format!("{e}: {u}")))?;
+    }
+    if c.grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
+        return Err(usage("the authorization_code grant needs at least one --redirect-uri"));
+    }
+    if c.grant_types.contains(&GrantType::ClientCredentials) && c.is_public() {
+        return Err(usage("public clients cannot use the client_credentials grant"));
+    }
+    if c.grant_types.contains(&GrantType::RefreshToken) && !c.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(usage("the refresh_token grant needs the authorization_code grant"));
+    }
+    if c.grant_types.is_empty() {
+        return Err(usage("a client needs at least one grant type"));
+    }
+    Ok(())
+}
+
+fn parse_scopes(s: &str) -> Result<Vec<String>, Fail> {
+    let scope = Scope::parse(s).map_err(|e| usage(format!("--scope: {e}")))?;
+    Ok(scope.iter().map(str::to_owned).collect())
+}
+
+async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
+    let now = SystemClock.now();
+    match cmd {
+        ClientCmd::Add(a) => {
+            let auth_method = match (a.public, a.auth_method) {
+                (true, None | Some(ClientAuthMethod::None)) => ClientAuthMethod::None,
+                (true, Some(m)) => return Err(usage(format!("--public conflicts with --auth-method {m}"))),
+                (false, Some(m)) => m,
+                (false, None) => ClientAuthMethod::ClientSecretBasic,
+            };
+            let grant_types = if a.grant_types.is_empty() {
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+            } else {
+                dedup(a.grant_types)
+            };
+            let secret = auth_method.uses_secret().then(SecretToken::generate);
+            let c = Client {
+                client_id: SecretToken::generate().expose().get(..22).unwrap_or_default().to_owned(),
+                name: a.name,
+                secret_hash: secret.as_ref().map(SecretToken::hash),
+                redirect_uris: a.redirect_uris,
+                post_logout_redirect_uris: a.post_logout_redirect_uris,
+                auth_method,
+                grant_types,
+                scopes: parse_scopes(&a.scope)?,
+                skip_consent: a.skip_consent,
+                require_pkce: a.require_pkce || auth_method == ClientAuthMethod::None,
+                id_token_signed_response_alg: a.id_token_signed_response_alg,
+                created_at: now,
+                updated_at: now,
+            };
+            check_client(&c)?;
+            if let Some(alg) = c.id_token_signed_response_alg
+                && !settings.signing_algorithms().unwrap_or_default().contains(&alg)
+            {
+                return Err(usage(format!("{alg} is not in signing.algorithms")));
+            }
+            let store = open_store(settings).await?;
+            if store.create_client(&c).await? == Created::AlreadyExists {
+                return Err(runtime("client id collision; try again"));
+            }
+            audit(store.as_ref(), "client.registered", Some(&c.client_id), json!({"name": c.name})).await;
+            if a.json {
+                let mut v = client_json(&c);
+                if let (Some(s), Some(obj)) = (&secret, v.as_object_mut()) {
+                    obj.insert("client_secret".into(), Value::String(s.expose().to_owned()));
+                }
+                print_json(&v)?;
+            } else {
+                println!("client_id:     {}", c.client_id);
+                if let Some(s) = &secret {
+                    println!("client_secret: {}", s.expose());
+                    println!("(the secret is shown this once only; Latchkey keeps only its hash)");
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        ClientCmd::List { json } => {
+            let store = open_store(settings).await?;
+            let clients = store.list_clients().await?;
+            if json {
+                print_json(&Value::Array(clients.iter().map(client_json).collect()))?;
+            } else {
+                for c in &clients {
+                    println!("{}\t{}\t{}", c.client_id, c.auth_method, c.name);
+                }
+            }
+            Ok(())
+        }
+        ClientCmd::Show { client_id, json } => {
+            let store = open_store(settings).await?;
+            let c = store.get_client(&client_id).await?.ok_or_else(|| runtime(format!("no client `{client_id}`")))?;
+            if json {
+                print_json(&client_json(&c))?;
+            } else {
+                print_pretty(&client_json(&c));
+            }
+            Ok(())
+        }
+        ClientCmd::Update(u) => {
+            let store = open_store(settings).await?;
+            let mut c =
+                store.get_client(&u.client_id).await?.ok_or_else(|| runtime(format!("no client `{}`", u.client_id)))?;
+            if let Some(n) = u.name {
+                c.name = n;
+            }
+            if !u.redirect_uris.is_empty() {
+                c.redirect_uris = u.redirect_uris;
+            }
+            if !u.post_logout_redirect_uris.is_empty() {
+                c.post_logout_redirect_uris = u.post_logout_redirect_uris;
+            }
+            if !u.grant_types.is_empty() {
+                c.grant_types = dedup(u.grant_types);
+            }
+            if let Some(s) = u.scope {
+                c.scopes = parse_scopes(&s)?;
+            }
+            if let Some(v) = u.skip_consent {
+                c.skip_consent = v;
+            }
+            if let Some(v) = u.require_pkce {
+                c.require_pkce = v || c.is_public();
+            }
+            if let Some(a) = u.id_token_signed_response_alg {
+                c.id_token_signed_response_alg = Some(a);
+            }
+            let secret = if u.rotate_secret {
+                if !c.auth_method.uses_secret() {
+                    return Err(usage("--rotate-secret: this client does not use a secret"));
+                }
+                let s = SecretToken::generate();
+                c.secret_hash = Some(s.hash());
+                Some(s)
+            } else {
+                None
+            };
+            c.updated_at = now;
+            check_client(&c)?;
+            store.update_client(&c).await?;
+            audit(store.as_ref(), "client.updated", Some(&c.client_id), json!({})).await;
+            let mut v = client_json(&c);
+            if let (Some(s), Some(obj)) = (&secret, v.as_object_mut()) {
+                obj.insert("client_secret".into(), Value::String(s.expose().to_owned()));
+            }
+            if u.json {
+                print_json(&v)?
+            } else {
+                print_pretty(&v)
+            }
+            Ok(())
+        }
+        ClientCmd::Remove { client_id } => {
+            let store = open_store(settings).await?;
+            if !store.delete_client(&client_id).await? {
+                return Err(runtime(format!("no client `{client_id}`")));
+            }
+            audit(store.as_ref(), "client.removed", Some(&client_id), json!({})).await;
+            println!("removed client {client_id}");
+            Ok(())
+        }
+    }
+}
+
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn print_pretty(v: &Value) {
+    if let Some(obj) = v.as_object() {
+        for (k, v) in obj {
+            let shown = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{k}: {shown}");
+        }
+    }
+}
+
+async fn audit(store: &dyn Store, kind: &str, client_id: Option<&str>, detail: Value) {
+    let e = latchkey_storage::AuditEvent {
+        at: SystemClock.now(),
+        kind: kind.into(),
+        actor: Some("cli".into()),
+        client_id: client_id.map(str::to_owned),
+        ip: None,
+        detail: detail.to_string(),
+    };
+    if let Err(err) = store.record_audit(&e).await {
+        tracing::warn!(error = %err, "could not record audit event");
+    }
+}
+
+/// One line from standard input, without the line ending.
+fn read_password() -> Result<zeroize::Zeroizing<String>, Fail> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| runtime(format!("cannot read the password: {e}")))?;
+    let pw = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
+    if pw.is_empty() {
+        return Err(usage("the password on standard input is empty"));
+    }
+    if pw.len() > 1024 {
+        return Err(usage("the password is longer than 1024 bytes"));
+    }
+    Ok(pw)
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "sub": u.id,
+        "username": u.username,
+        "email": u.email,
+        "email_verified": u.email_verified,
+        "name": u.name,
+        "claims": u.claims,
+        "created_at": u.created_at,
+    })
+}
+
+fn claim_value(key: &str, raw: &str) -> Value {
+    match key {
+        "phone_number_verified" => match raw {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            other => Value::String(other.to_owned()),
+        },
+        "updated_at" => raw.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned())),
+        _ => Value::String(raw.to_owned()),
+    }
+}
+
+async fn find_user(store: &dyn Store, key: &str) -> Result<User, Fail> {
+    if let Some(u) = store.get_user_by_username(key).await? {
+        return Ok(u);
+    }
+    store.get_user(key).await?.ok_or_else(|| runtime(format!("no user `{key}`")))
+}
+
+fn hasher(settings: &Settings) -> Result<latchkey_web::Passwords, Fail> {
+    latchkey_web::Passwords::new(&settings.argon2).map_err(runtime)
+}
+
+async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
+    let now = SystemClock.now();
+    match cmd {
+        UserCmd::Add(a) => {
+            if a.username.trim().is_empty() || a.username.len() > 255 || a.username.chars().any(char::is_control) {
+                return Err(usage("--username must be 1-255 printable characters"));
+            }
+            let mut claims = serde_json::Map::new();
+            if let Some(p) = &a.claims_json {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| usage(format!("--claims-json {}: {e}", p.display())))?;
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(m)) => claims = m,
+                    Ok(_) => return Err(usage("--claims-json must hold a JSON object")),
+                    Err(e) => return Err(usage(format!("--claims-json {}: {e}", p.display()))),
+                }
+            }
+            for kv in &a.claims {
+                let (k, v) = kv.split_once('=').ok_or_else(|| usage(format!("--claim `{kv}` is not key=value")))?;
+                claims.insert(k.to_owned(), claim_value(k, v));
+            }
+            validate_user_claims(&claims).map_err(usage)?;
+            let pw = read_password()?;
+            let hash = hasher(settings)?.hash_blocking(&pw).map_err(runtime)?;
+            let u = User {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: a.username,
+                password_hash: hash,
+                email: a.email,
+                email_verified: a.email_verified,
+                name: a.name,
+                claims,
+                created_at: now,
+                updated_at: now,
+            };
+            let store = open_store(settings).await?;
+            if store.create_user(&u).await? == Created::AlreadyExists {
+                return Err(usage(format!("username `{}` is taken", u.username)));
+            }
+            audit(store.as_ref(), "user.created", None, json!({"user": u.id})).await;
+            if a.json {
+                print_json(&user_json(&u))?;
+            } else {
+                println!("created user {} (sub {})", u.username, u.id);
+            }
+            Ok(())
+        }
+        UserCmd::List { json } => {
+            let store = open_store(settings).await?;
+            let users = store.list_users().await?;
+            if json {
+                print_json(&Value::Array(users.iter().map(user_json).collect()))?;
+            } else {
+                for u in &users {
+                    println!("{}\t{}", u.id, u.username);
+                }
+            }
+            Ok(())
+        }
+        UserCmd::Show { user, json } => {
+            let store = open_store(settings).await?;
+            let u = find_user(store.as_ref(), &user).await?;
+            if json {
+                print_json(&user_json(&u))?
+            } else {
+                print_pretty(&user_json(&u))
+            }
+            Ok(())
+        }
+        UserCmd::SetPassword { user, .. } => {
+            let store = open_store(settings).await?;
+            let u = find_user(store.as_ref(), &user).await?;
+            let pw = read_password()?;
+            let hash = hasher(settings)?.hash_blocking(&pw).map_err(runtime)?;
+            store.set_password(&u.id, &hash, now).await?;
+            audit(store.as_ref(), "user.password_set", None, json!({"user": u.id})).await;
+            println!("password changed for {}; their sessions have ended", u.username);
+            Ok(())
+        }
+        UserCmd::Remove { user } => {
+            let store = open_store(settings).await?;
+            let u = find_user(store.as_ref(), &user).await?;
+            store.delete_user(&u.id).await?;
+            audit(store.as_ref(), "user.removed", None, json!({"user": u.id})).await;
+            println!("removed user {}", u.username);
+            Ok(())
+        }
+    }
+}
+
+async fn keys(cmd: KeysCmd, settings: &Settings) -> Result<(), Fail> {
+    let master = master_key(settings)?;
+    let store = open_store(settings).await?;
+    let now = SystemClock.now();
+    match cmd {
+        KeysCmd::List { json } => {
+            let ring = latchkey_signer::bootstrap(store.as_ref(), settings, &master, now).await.map_err(runtime)?;
+            let list = ring.summaries(now);
+            if json {
+                print_json(&serde_json::to_value(&list).map_err(runtime)?)?;
+            } else {
+                for k in &list {
+                    println!("{}\t{}\t{}\tactivates {}", k.kid, k.alg, k.state, k.activates_at);
+                }
+            }
+        }
+        KeysCmd::Rotate { json } => {
+            latchkey_signer::bootstrap(store.as_ref(), settings, &master, now).await.map_err(runtime)?;
+            let fresh = latchkey_signer::rotate(store.as_ref(), settings, &master, now).await.map_err(runtime)?;
+            audit(
+                store.as_ref(),
+                "keys.rotated",
+                None,
+                json!({"kids": fresh.iter().map(|k| &k.kid).collect::<Vec<_>>()}),
+            )
+            .await;
+            let list: Vec<Value> =
+                fresh.iter().map(|k| json!({"kid": k.kid, "alg": k.alg, "activates_at": k.activates_at})).collect();
+            if json {
+                print_json(&Value::Array(list))?;
+            } else {
+                for k in &fresh {
+                    println!("new {} key {} published; signs from {}", k.alg, k.kid, k.activates_at);
+                }
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Start-up, router composition and graceful shutdown.
+
+use axum::Router;
+use axum::routing::get;
+use latchkey_core::{Clock, Settings};
+use latchkey_signer::{MasterKey, SignerError};
+use latchkey_web::{AppState, AppStateInner, Capabilities, Passwords};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::{discovery, jobs};
+
+/// Why the server could not start. Displayed as one line naming the resource and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot open database {url}: {reason}")]
+    Database { url: String, reason: String },
+    #[error("{0}")]
+    Keys(#[from] SignerError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+}
+
+/// A database URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Open the store, check the master key, load (or create) signing keys.
+pub async fn build_state(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    master: MasterKey,
+) -> Result<AppState, StartupError> {
+    let url = settings.effective_database_url();
+    let store = latchkey_storage::open(&settings)
+        .await
+        .map_err(|e| StartupError::Database { url: redact(&url), reason: e.to_string() })?;
+    let keys = latchkey_signer::bootstrap(store.as_ref(), &settings, &master, clock.now()).await?;
+    let passwords = Passwords::new(&settings.argon2).map_err(|e| StartupError::Config(e.to_string()))?;
+    Ok(AppState(Arc::new(AppStateInner {
+        settings: Arc::new(settings),
+        store,
+        keys: Arc::new(keys),
+        clock,
+        passwords,
+    })))
+}
+
+/// Every crate's routes and discovery contributions, composed.
+pub fn router(state: AppState) -> Router {
+    let s = &state.settings;
+    let caps = Capabilities::new()
+        .merge(latchkey_authorize::capabilities(s))
+        .merge(latchkey_token::capabilities(s))
+        .merge(latchkey_login::capabilities(s));
+    let discovery = discovery::Documents::build(s, caps);
+    Router::new()
+        .merge(discovery.router())
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .merge(latchkey_authorize::router())
+        .merge(latchkey_token::router())
+        .merge(latchkey_login::router())
+        .layer(axum::middleware::from_fn(latchkey_web::headers::security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: query strings can carry codes and tokens.
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> (http::StatusCode, &'static str) {
+    match state.store.ping().await {
+        Ok(()) => (http::StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (http::StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Serve on `listener` until [`Server::shutdown`] or `external` resolves.
+    pub fn spawn(state: AppState, listener: TcpListener) -> Result<Self, StartupError> {
+        let addr = listener.local_addr().map_err(|e| StartupError::Bind { addr: "?".into(), reason: e.to_string() })?;
+        let (tx, mut rx) = watch::channel(false);
+        let app = router(state.clone());
+        let jobs = jobs::spawn(state.clone(), rx.clone());
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            let signal = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            let r = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(signal)
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "server failed");
+            }
+            jobs.abort();
+            st.store.close().await;
+        });
+        Ok(Self { addr, state, shutdown: tx, task })
+    }
+
+    /// Stop accepting, let in-flight requests finish, close the pool.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    pub fn trigger_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+pub async fn bind(addr: &str) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).await.map_err(|e| StartupError::Bind { addr: addr.to_owned(), reason: e.to_string() })
+}

@@ -1,0 +1,125 @@
+//! Storage: one set of semantics over SQLite (embedded default) and PostgreSQL.
+//!
+//! Every method is one atomic domain transition that returns an outcome. Infrastructure
+//! failures are [`StoreError`]; domain outcomes (not found, already used, name taken) are values.
+//! The store never sees a raw secret: it takes [`TokenHash`]es, argon2id PHC strings and
+//! private keys already encrypted by the signer.
+
+pub mod postgres;
+mod records;
+mod sql;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use latchkey_core::model::{Client, User};
+use latchkey_core::settings::{Backend, Settings};
+use latchkey_core::{TokenHash, UnixTime};
+use std::sync::Arc;
+
+pub use records::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Outcome of an insert that may collide with an existing unique value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    AlreadyExists,
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn create_client(&self, c: &Client) -> StoreResult<Created>;
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Replace the client's record; false when it does not exist.
+    async fn update_client(&self, c: &Client) -> StoreResult<bool>;
+    /// Remove the client and everything issued to it; false when it did not exist.
+    async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, u: &User) -> StoreResult<Created>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Set a new argon2id hash; ends the user's sessions. False when the user does not exist.
+    async fn set_password(&self, id: &str, password_hash: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Remove the user with sessions, consents and grants; false when the user did not exist.
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    /// First start: insert `keys` for each algorithm that has no key yet. Safe when several
+    /// instances start at once: exactly one set wins. Returns the kids actually inserted.
+    async fn insert_initial_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<String>>;
+    /// Rotation: in one transaction, schedule every current key of each new key's algorithm to
+    /// retire when the new key activates, and insert the new keys.
+    async fn rotate_keys(&self, new_keys: &[KeyRecord]) -> StoreResult<()>;
+    /// Remove keys retired before `retired_before` (every token they signed has expired).
+    async fn prune_keys(&self, retired_before: UnixTime) -> StoreResult<u64>;
+    /// Replace the encrypted private key of each (kid, private_key) pair, and the master-key
+    /// check value, in one transaction.
+    async fn rewrap_keys(&self, rewrapped: &[(String, String)], check: &str) -> StoreResult<()>;
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Store `value` under `key` unless a value exists; returns the value now stored.
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()>;
+    async fn list_audit(&self, since: UnixTime, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+}
+
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// One round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Close the pool, waiting for connections in use.
+    async fn close(&self);
+    fn backend(&self) -> Backend;
+}
+
+/// Everything the server needs from a database.
+pub trait Store: ClientStore + UserStore + KeyStore + AuditStore + HealthStore + SessionStore {}
+impl<T: ClientStore + UserStore + KeyStore + AuditStore + HealthStore + SessionStore> Store for T {}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, s: &SessionRecord) -> StoreResult<()>;
+    /// A live (unexpired) session by the hash of its cookie value.
+    async fn get_session(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<SessionRecord>>;
+    /// End the session; returns it if it existed.
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<Option<SessionRecord>>;
+}
+
+/// Open the configured database (creating the SQLite file and its directory if needed) and
+/// apply pending migrations.
+pub async fn open(settings: &Settings) -> StoreResult<Arc<dyn Store>> {
+    match settings.backend().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(settings).await?)),
+        Backend::Postgres => Ok(Arc::new(postgres::PgStore::open(settings).await?)),
+    }
+}
+
+/// Open without migrating (for checking that migrations are applied, or tooling).
+pub async fn open_unmigrated(settings: &Settings) -> StoreResult<Arc<dyn Store>> {
+    match settings.backend().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::connect(settings).await?)),
+        Backend::Postgres => Ok(Arc::new(postgres::PgStore::connect(settings).await?)),
+    }
+}

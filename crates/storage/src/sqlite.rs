@@ -1,0 +1,68 @@
+//! SQLite backend: a file in the data directory, WAL, foreign keys, busy timeout, and write
+//! transactions that take the write lock up front (`BEGIN IMMEDIATE`).
+
+use latchkey_core::settings::{Backend, Settings};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{StoreError, StoreResult};
+
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+impl SqliteStore {
+    pub(crate) const BACKEND: Backend = Backend::Sqlite;
+
+    /// Connect, creating the file (and its directory) on first start.
+    pub async fn connect(settings: &Settings) -> StoreResult<Self> {
+        let url = settings.effective_database_url();
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power
+            // loss can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = opts.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create database directory {}: {e}", parent.display()))
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn open(settings: &Settings) -> StoreResult<Self> {
+        let s = Self::connect(settings).await?;
+        MIGRATOR.run(&s.pool).await?;
+        Ok(s)
+    }
+
+    pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        // A deferred BEGIN that later writes fails with "database is locked" under concurrency.
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// BEGIN IMMEDIATE already holds the only write lock.
+    pub(crate) async fn lock_keys(_tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+crate::sql::impl_store!(SqliteStore);

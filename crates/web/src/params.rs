@@ -1,0 +1,216 @@
+//! Strict request parameters. We percent-decode ourselves and refuse what the usual decoders
+//! paper over: non-UTF-8 (they substitute U+FFFD), malformed escapes, repeated keys (RFC 6749
+//! §3.1: parameters MUST NOT be included more than once), oversized input and too many
+//! parameters. Extractors never reject: the handler renders the error on its own channel.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use std::collections::BTreeMap;
+
+/// Largest query string or form body we read.
+pub const MAX_PARAMS_BYTES: usize = 8 * 1024;
+/// Most parameters in one request.
+pub const MAX_PARAMS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamError {
+    TooLarge,
+    TooMany,
+    Malformed,
+    NotUtf8,
+    Duplicate(String),
+    WrongContentType,
+}
+
+impl ParamError {
+    /// A description legal in `error_description`.
+    pub fn describe(&self) -> String {
+        match self {
+            ParamError::TooLarge => format!("request parameters exceed {MAX_PARAMS_BYTES} bytes"),
+            ParamError::TooMany => format!("more than {MAX_PARAMS} parameters"),
+            ParamError::Malformed => "malformed percent-encoding in parameters".into(),
+            ParamError::NotUtf8 => "parameters must be UTF-8".into(),
+            ParamError::Duplicate(k) => format!("parameter {} is repeated", printable(k)),
+            ParamError::WrongContentType => "body must be application/x-www-form-urlencoded".into(),
+        }
+    }
+}
+
+fn printable(k: &str) -> String {
+    let p: String = k.chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\').take(40).collect();
+    if p.is_empty() { "(unnamed)".into() } else { p }
+}
+
+/// Decoded parameters. A parameter sent with an empty value counts as omitted (RFC 6749 §3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Result<Self, ParamError> {
+        if raw.len() > MAX_PARAMS_BYTES {
+            return Err(ParamError::TooLarge);
+        }
+        let mut map = BTreeMap::new();
+        let mut count = 0usize;
+        for piece in raw.split(|b| *b == b'&') {
+            if piece.is_empty() {
+                continue;
+            }
+            count += 1;
+            if count > MAX_PARAMS {
+                return Err(ParamError::TooMany);
+            }
+            let (k, v) = match piece.iter().position(|b| *b == b'=') {
+                Some(i) => (piece.get(..i).unwrap_or_default(), piece.get(i + 1..).unwrap_or_default()),
+                None => (piece, &[][..]),
+            };
+            let k = decode(k)?;
+            let v = decode(v)?;
+            if map.contains_key(&k) {
+                return Err(ParamError::Duplicate(k));
+            }
+            map.insert(k, v);
+        }
+        Ok(Self(map))
+    }
+
+    /// The value, or None when absent or empty.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn contains(&self, k: &str) -> bool {
+        self.get(k).is_some()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn insert(&mut self, k: &str, v: &str) {
+        self.0.insert(k.to_owned(), v.to_owned());
+    }
+
+    pub fn remove(&mut self, k: &str) -> Option<String> {
+        self.0.remove(k)
+    }
+}
+
+/// application/x-www-form-urlencoded decoding: `+` is a space, `%XX` an octet; anything else
+/// after `%` is an error, and the octets must be UTF-8.
+fn decode(input: &[u8]) -> Result<String, ParamError> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let h = input.get(i + 1).and_then(|c| hex(*c));
+                let l = input.get(i + 2).and_then(|c| hex(*c));
+                match (h, l) {
+                    (Some(h), Some(l)) => out.push(h << 4 | l),
+                    _ => return Err(ParamError::Malformed),
+                }
+                i += 2;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ParamError::NotUtf8)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Parameters from the query string.
+pub struct QueryParams(pub Result<Params, ParamError>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(Params::parse(parts.uri.query().unwrap_or("").as_bytes())))
+    }
+}
+
+/// Parameters from an application/x-www-form-urlencoded body, with the headers kept for
+/// client authentication.
+pub struct FormParams {
+    pub params: Result<Params, ParamError>,
+    pub headers: http::HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormParams {
+    type Rejection = std::convert::Infallible;
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let ok_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let params = if !ok_type {
+            Err(ParamError::WrongContentType)
+        } else {
+            match axum::body::to_bytes(body, MAX_PARAMS_BYTES + 1).await {
+                Ok(b) => parse_body(&b),
+                Err(_) => Err(ParamError::TooLarge),
+            }
+        };
+        Ok(Self { params, headers: parts.headers })
+    }
+}
+
+fn parse_body(b: &Bytes) -> Result<Params, ParamError> {
+    Params::parse(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        let p = Params::parse(b"a=b+c&d=%C3%A9%2B&e=").unwrap();
+        assert_eq!(p.get("a"), Some("b c"));
+        assert_eq!(p.get("d"), Some("é+"));
+        assert_eq!(p.get("e"), None, "empty values count as omitted");
+    }
+
+    #[test]
+    fn refuses_repeated_keys_even_when_empty() {
+        assert_eq!(Params::parse(b"a=1&a=2"), Err(ParamError::Duplicate("a".into())));
+        assert_eq!(Params::parse(b"a=&a=2"), Err(ParamError::Duplicate("a".into())));
+        assert_eq!(Params::parse(b"a=1&%61=2"), Err(ParamError::Duplicate("a".into())));
+    }
+
+    #[test]
+    fn refuses_non_utf8_and_bad_escapes() {
+        assert_eq!(Params::parse(b"a=%FF"), Err(ParamError::NotUtf8));
+        assert_eq!(Params::parse(b"a=\xff"), Err(ParamError::NotUtf8));
+        assert_eq!(Params::parse(b"a=%zz"), Err(ParamError::Malformed));
+        assert_eq!(Params::parse(b"a=%4"), Err(ParamError::Malformed));
+    }
+
+    #[test]
+    fn refuses_oversized_and_too_many() {
+        let big = vec![b'a'; MAX_PARAMS_BYTES + 1];
+        assert_eq!(Params::parse(&big), Err(ParamError::TooLarge));
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(Params::parse(many.join("&").as_bytes()), Err(ParamError::TooMany));
+    }
+
+    #[test]
+    fn duplicate_description_is_printable() {
+        let d = ParamError::Duplicate("a\"b\\c".into()).describe();
+        assert!(!d.contains('"') && !d.contains('\\'));
+    }
+}

@@ -1,0 +1,34 @@
+//! The state every handler receives.
+
+use latchkey_core::{Clock, Settings, UnixTime};
+use latchkey_signer::KeyRing;
+use latchkey_storage::Store;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::passwords::Passwords;
+
+pub struct AppStateInner {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: Passwords,
+}
+
+/// Cheap to clone; a local newtype so extractors can be implemented for it.
+#[derive(Clone)]
+pub struct AppState(pub Arc<AppStateInner>);
+
+impl Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl AppStateInner {
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+}

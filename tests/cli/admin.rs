@@ -1,0 +1,208 @@
+use crate::support::{TestDb, cli, stderr, stdout};
+use latchkey_core::SecretToken;
+use serde_json::Value;
+
+fn one_json_object(out: &str) -> serde_json::Map<String, Value> {
+    let mut it = serde_json::Deserializer::from_str(out).into_iter::<Value>();
+    let first = it.next().expect("no JSON on stdout").expect("stdout is not JSON");
+    assert!(it.next().is_none(), "more than one JSON value on stdout: {out}");
+    match first {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn client_add_json_prints_one_object_with_id_and_a_secret_shown_once() {
+    let db = TestDb::fresh().await;
+    let o = cli(
+        &db,
+        &[],
+        &[
+            "client",
+            "add",
+            "--name",
+            "Shop",
+            "--redirect-uri",
+            "https://shop.example/cb",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--scope",
+            "openid email",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    let id = obj["client_id"].as_str().unwrap().to_string();
+    let secret = obj["client_secret"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 43, "client secrets carry at least 256 bits");
+    assert_eq!(obj["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(obj["redirect_uris"].as_array().unwrap().len(), 2);
+
+    // Stored only as a hash.
+    let store = latchkey_storage::open(&db.settings()).await.unwrap();
+    let c = store.get_client(&id).await.unwrap().unwrap();
+    let h = c.secret_hash.clone().unwrap();
+    assert_ne!(h.as_str(), secret);
+    assert!(h.matches(&SecretToken::from_presented(&secret).hash()));
+    store.close().await;
+
+    // `show` never prints the secret again.
+    let o = cli(&db, &[], &["client", "show", &id, "--json"], None);
+    assert!(o.status.success());
+    assert!(!stdout(&o).contains(&secret));
+    let o = cli(&db, &[], &["client", "list", "--json"], None);
+    assert!(stdout(&o).contains(&id) && !stdout(&o).contains(&secret));
+}
+
+#[tokio::test]
+async fn public_clients_get_no_secret_and_require_pkce() {
+    let db = TestDb::fresh().await;
+    let o = cli(
+        &db,
+        &[],
+        &["client", "add", "--name", "App", "--redirect-uri", "com.example.app:/cb", "--public", "--json"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    assert!(obj.get("client_secret").is_none());
+    assert_eq!(obj["token_endpoint_auth_method"], "none");
+    assert_eq!(obj["require_pkce"], true);
+}
+
+#[tokio::test]
+async fn client_update_and_remove() {
+    let db = TestDb::fresh().await;
+    let o = cli(&db, &[], &["client", "add", "--name", "A", "--redirect-uri", "https://a.example/cb", "--json"], None);
+    let id = one_json_object(&stdout(&o))["client_id"].as_str().unwrap().to_string();
+    let o = cli(
+        &db,
+        &[],
+        &["client", "update", &id, "--name", "B", "--skip-consent", "true", "--rotate-secret", "--json"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    assert_eq!(obj["client_name"], "B");
+    assert_eq!(obj["skip_consent"], true);
+    assert!(obj["client_secret"].is_string());
+    let o = cli(&db, &[], &["client", "remove", &id], None);
+    assert!(o.status.success());
+    let o = cli(&db, &[], &["client", "show", &id], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&id));
+}
+
+#[tokio::test]
+async fn bad_arguments_exit_2_with_one_line() {
+    let db = TestDb::fresh().await;
+    for args in [
+        &["client", "add", "--name", "X", "--redirect-uri", "https://x.example/cb#frag"][..],
+        &["client", "add", "--name", "X", "--redirect-uri", "javascript:alert(1)"][..],
+        &["client", "add", "--name", "X", "--redirect-uri", "http://remote.example/cb"][..],
+        &["client", "add", "--name", "X"][..],
+        &["client", "add", "--name", "X", "--redirect-uri", "https://x.example/cb", "--auth-method", "magic"][..],
+        &[
+            "client",
+            "add",
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://x.example/cb",
+            "--public",
+            "--grant-type",
+            "client_credentials",
+        ][..],
+        &["client", "frobnicate"][..],
+        &["user", "add", "--username", "bob"][..],
+    ] {
+        let o = cli(&db, &[], args, Some("pw\n"));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(stdout(&o).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn user_add_reads_the_password_from_stdin_and_prints_json() {
+    let db = TestDb::fresh().await;
+    let claims = db.dir.path().join("claims.json");
+    std::fs::write(
+        &claims,
+        r#"{"given_name":"Ada","family_name":"Lovelace","locale":"en-GB","phone_number":"+44 20 7946 0000","address":{"street_address":"12 St James's Sq","locality":"London","country":"UK"}}"#,
+    )
+    .unwrap();
+    let o = cli(
+        &db,
+        &[],
+        &[
+            "user",
+            "add",
+            "--username",
+            "ada",
+            "--password-stdin",
+            "--email",
+            "ada@example.com",
+            "--email-verified",
+            "--name",
+            "Ada Lovelace",
+            "--claim",
+            "nickname=countess",
+            "--claims-json",
+            claims.to_str().unwrap(),
+            "--json",
+        ],
+        Some("analytical engine\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    assert_eq!(obj["username"], "ada");
+    assert_eq!(obj["email_verified"], true);
+    assert_eq!(obj["claims"]["address"]["locality"], "London");
+    assert_eq!(obj["claims"]["nickname"], "countess");
+    assert!(!stdout(&o).contains("analytical engine"));
+
+    let store = latchkey_storage::open(&db.settings()).await.unwrap();
+    let u = store.get_user_by_username("ada").await.unwrap().unwrap();
+    assert!(u.password_hash.starts_with("$argon2id$"));
+    let p = latchkey_web::Passwords::new(&db.settings().argon2).unwrap();
+    assert!(p.verify(Some(&u.password_hash), "analytical engine".into()).await);
+    store.close().await;
+
+    // The same username again is refused; a bad claim is refused.
+    let o = cli(&db, &[], &["user", "add", "--username", "ada", "--password-stdin"], Some("x\n"));
+    assert_eq!(o.status.code(), Some(2));
+    let o =
+        cli(&db, &[], &["user", "add", "--username", "bob", "--password-stdin", "--claim", "shoe_size=9"], Some("x\n"));
+    assert_eq!(o.status.code(), Some(2));
+
+    // set-password changes the hash; remove deletes.
+    let o = cli(&db, &[], &["user", "set-password", "ada", "--password-stdin"], Some("difference engine\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&db, &[], &["user", "show", "ada", "--json"], None);
+    assert!(o.status.success());
+    let o = cli(&db, &[], &["user", "remove", "ada"], None);
+    assert!(o.status.success());
+    let o = cli(&db, &[], &["user", "list", "--json"], None);
+    assert_eq!(stdout(&o).trim(), "[]");
+}
+
+#[tokio::test]
+async fn keys_list_and_rotate() {
+    let db = TestDb::fresh().await;
+    let o = cli(&db, &[], &["keys", "list", "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.len(), 4);
+    assert!(list.iter().all(|k| k["state"] == "active"));
+    let o = cli(&db, &[], &["keys", "rotate", "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&db, &[], &["keys", "list", "--json"], None);
+    let list: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list.len(), 8);
+    assert_eq!(list.iter().filter(|k| k["state"] == "pending").count(), 4);
+}

@@ -1,0 +1,16 @@
+//! Black-box HTTP tests against an in-process server on a random loopback port.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::field_reassign_with_default,
+    clippy::collapsible_if
+)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod discovery;
+mod keys;
+mod operations;
