@@ -18,6 +18,13 @@ CREATE TABLE clients (
     skip_consent                 BOOLEAN NOT NULL,
     require_pkce                 BOOLEAN NOT NULL,
     id_token_signed_response_alg TEXT,
+    access_token_format          TEXT,
+    refresh_without_offline_access BOOLEAN NOT NULL DEFAULT FALSE,
+    resources                    TEXT NOT NULL DEFAULT '[]',
+    jwks                         TEXT,
+    jwks_uri                     TEXT,
+    secret_enc                   TEXT,
+    introspection                BOOLEAN NOT NULL DEFAULT FALSE,
     created_at                   INTEGER NOT NULL,
     updated_at                   INTEGER NOT NULL
 );
@@ -90,7 +97,7 @@ CREATE INDEX grants_expiry ON grants(expires_at);
 CREATE TABLE authorization_codes (
     code_hash      TEXT PRIMARY KEY,
     grant_id       TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
-    redirect_uri   TEXT NOT NULL,
+    redirect_uri   TEXT,
     code_challenge TEXT,
     nonce          TEXT,
     created_at     INTEGER NOT NULL,
@@ -111,16 +118,34 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_grant ON refresh_tokens(grant_id);
 CREATE INDEX refresh_expiry ON refresh_tokens(expires_at);
 
--- Opaque access tokens by hash; JWT access tokens by jti (for revocation and introspection).
+-- Opaque access tokens by hash. JWT access tokens are not stored; revoking one records its jti.
 CREATE TABLE access_tokens (
     token_hash TEXT PRIMARY KEY,
-    grant_id   TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+    grant_id   TEXT REFERENCES grants(id) ON DELETE CASCADE,
+    client_id  TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
     scope      TEXT NOT NULL,
+    audience   TEXT,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX access_grant ON access_tokens(grant_id);
 CREATE INDEX access_expiry ON access_tokens(expires_at);
+
+-- Revoked JWT access tokens, kept until they would have expired anyway.
+CREATE TABLE revoked_jtis (
+    jti        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX revoked_jtis_expiry ON revoked_jtis(expires_at);
+
+-- Client assertion jti values seen (RFC 7523 §3 replay protection), until the assertion expires.
+CREATE TABLE assertion_jtis (
+    client_id  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX assertion_jtis_expiry ON assertion_jtis(expires_at);
 
 CREATE TABLE signing_keys (
     kid          TEXT PRIMARY KEY,

@@ -24,7 +24,7 @@ async fn every_advertised_endpoint_answers() {
         if k.ends_with("_endpoint") || k == "jwks_uri" {
             let r = srv.http.get(v.as_str().unwrap()).send().await.unwrap();
             assert_ne!(r.status(), 404, "{k} is advertised but not mounted");
-            assert_ne!(r.status(), 405, "{k} is advertised but does not answer GET or its error");
+            assert!(r.status().as_u16() < 500, "{k} fails");
         }
     }
 }

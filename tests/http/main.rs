@@ -11,6 +11,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod authorize;
 mod discovery;
 mod keys;
+mod login;
 mod operations;
+mod signin;
+mod token;
+mod userinfo;

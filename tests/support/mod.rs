@@ -141,11 +141,32 @@ impl TestServer {
         Self::start_on(db, MasterKey::generate(), ManualClock::starting_now(), f).await
     }
 
+    /// With `serve --demo`: the demo user and the demo relying party at `/demo`. Returns the
+    /// demo user's password too.
+    pub async fn start_demo() -> (TestServer, String) {
+        let db = Arc::new(TestDb::fresh().await);
+        let mut demo_password = String::new();
+        let srv =
+            Self::start_inner(db, MasterKey::generate(), ManualClock::starting_now(), |_| {}, Some(&mut demo_password))
+                .await;
+        (srv, demo_password)
+    }
+
     pub async fn start_on(
         db: Arc<TestDb>,
         master: MasterKey,
         clock: ManualClock,
         f: impl FnOnce(&mut Settings),
+    ) -> TestServer {
+        Self::start_inner(db, master, clock, f, None).await
+    }
+
+    async fn start_inner(
+        db: Arc<TestDb>,
+        master: MasterKey,
+        clock: ManualClock,
+        f: impl FnOnce(&mut Settings),
+        demo: Option<&mut String>,
     ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -155,7 +176,14 @@ impl TestServer {
         f(&mut s);
         s.validate().unwrap();
         let state = latchkey::server::build_state(s, Arc::new(clock.clone()), master.clone()).await.unwrap();
-        let server = Server::spawn(state, listener).unwrap();
+        let server = match demo {
+            None => Server::spawn(state, listener).unwrap(),
+            Some(out) => {
+                let info = latchkey::demo::setup(&state).await.unwrap();
+                *out = info.new_password.clone().unwrap();
+                Server::spawn_with(state, listener, Some(&info)).unwrap()
+            }
+        };
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         TestServer { base: format!("http://127.0.0.1:{port}"), server: Some(server), clock, db, master, http }
     }
@@ -260,4 +288,321 @@ pub async fn query_i64(db: &TestDb, sql: &'static str) -> i64 {
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+// ---- fixtures and a scripted browser for the sign-in flow ----
+
+use latchkey_core::SecretToken;
+use latchkey_core::model::{Client, ClientAuthMethod, GrantType, User};
+
+pub struct RegisteredClient {
+    pub id: String,
+    pub secret: Option<String>,
+    pub redirect_uri: String,
+}
+
+pub struct ClientOpts {
+    pub auth_method: ClientAuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub skip_consent: bool,
+    pub require_pkce: bool,
+    pub scopes: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub alg: Option<latchkey_core::model::SigningAlg>,
+    pub refresh_without_offline_access: bool,
+    pub access_token_format: Option<latchkey_core::model::AccessTokenFormat>,
+    pub resources: Vec<String>,
+    pub jwks: Option<String>,
+    pub introspection: bool,
+}
+
+impl Default for ClientOpts {
+    fn default() -> Self {
+        Self {
+            auth_method: ClientAuthMethod::ClientSecretBasic,
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            skip_consent: false,
+            require_pkce: false,
+            scopes: ["openid", "profile", "email", "address", "phone", "offline_access"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            alg: None,
+            refresh_without_offline_access: false,
+            access_token_format: None,
+            resources: vec![],
+            jwks: None,
+            introspection: false,
+        }
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestServer {
+    pub async fn add_client(&self, o: ClientOpts) -> RegisteredClient {
+        let secret = o.auth_method.uses_secret().then(SecretToken::generate);
+        let now = latchkey_core::Clock::now(&self.clock);
+        let client_id = format!("client-{}", &SecretToken::generate().expose()[..10]);
+        let secret_enc = match (&secret, o.auth_method) {
+            (Some(s), ClientAuthMethod::ClientSecretJwt) => {
+                Some(self.master.encrypt(s.expose().as_bytes(), &format!("client_secret:{client_id}")).unwrap())
+            }
+            _ => None,
+        };
+        let c = Client {
+            client_id,
+            name: "Test RP".into(),
+            secret_hash: secret.as_ref().map(|s| s.hash()),
+            redirect_uris: o.redirect_uris.clone(),
+            post_logout_redirect_uris: vec![],
+            auth_method: o.auth_method,
+            grant_types: o.grant_types,
+            scopes: o.scopes,
+            skip_consent: o.skip_consent,
+            require_pkce: o.require_pkce || o.auth_method == ClientAuthMethod::None,
+            id_token_signed_response_alg: o.alg,
+            access_token_format: o.access_token_format,
+            refresh_without_offline_access: o.refresh_without_offline_access,
+            resources: o.resources,
+            jwks: o.jwks,
+            jwks_uri: None,
+            secret_enc,
+            introspection: o.introspection,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state().store.create_client(&c).await.unwrap();
+        RegisteredClient {
+            id: c.client_id,
+            secret: secret.map(|s| s.expose().to_owned()),
+            redirect_uri: o.redirect_uris[0].clone(),
+        }
+    }
+
+    pub async fn add_user(&self, username: &str) -> User {
+        let now = latchkey_core::Clock::now(&self.clock);
+        let hash = self.state().passwords.hash(PASSWORD.into()).await.unwrap();
+        let u = User {
+            id: uuid_like(),
+            username: username.into(),
+            password_hash: hash,
+            email: Some(format!("{username}@example.com")),
+            email_verified: true,
+            name: Some(format!("{username} Example")),
+            claims: serde_json::json!({"given_name": username, "family_name": "Example", "locale": "en-GB",
+                "phone_number": "+1 555 0100", "address": {"locality": "Springfield", "country": "US"}})
+            .as_object()
+            .unwrap()
+            .clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.state().store.create_user(&u).await.unwrap();
+        u
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    SecretToken::generate().expose()[..32].to_string()
+}
+
+pub fn pkce_pair() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let verifier = SecretToken::generate().expose().to_string();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// A scripted browser: keeps cookies, follows nothing by itself.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// Where a step of the flow ended.
+#[derive(Debug)]
+pub enum Landing {
+    /// A page on the server (status, path+query, body).
+    Page(u16, String, String),
+    /// A redirect to the client (the full Location).
+    Client(String),
+}
+
+pub fn hidden(body: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let i = body.find(&needle)? + needle.len();
+    let j = body[i..].find('"')? + i;
+    Some(body[i..j].replace("&amp;", "&").replace("&#x2d;", "-").replace("&#45;", "-"))
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+impl Browser {
+    /// GET `url` (absolute or a path on the server) and follow redirects on the server until a
+    /// page answers or a redirect leaves for the client.
+    pub async fn navigate(&self, url: &str) -> Landing {
+        let mut url = if url.starts_with("http") { url.to_string() } else { format!("{}{}", self.base, url) };
+        for _ in 0..10 {
+            let r = self.http.get(&url).send().await.unwrap();
+            if let Some(l) = self.follow(r, &mut url).await {
+                return l;
+            }
+        }
+        panic!("redirect loop at {url}");
+    }
+
+    async fn follow(&self, r: reqwest::Response, url: &mut String) -> Option<Landing> {
+        let status = r.status().as_u16();
+        if (300..400).contains(&status) {
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            let abs = if loc.starts_with('/') { format!("{}{}", self.base, loc) } else { loc };
+            if !abs.starts_with(&self.base) {
+                return Some(Landing::Client(abs));
+            }
+            *url = abs;
+            None
+        } else {
+            let path = url.trim_start_matches(&self.base).to_string();
+            Some(Landing::Page(status, path, r.text().await.unwrap()))
+        }
+    }
+
+    /// POST a form to a path on the server, then follow redirects.
+    pub async fn submit(&self, path: &str, form: &[(&str, &str)]) -> Landing {
+        let mut url = format!("{}{}", self.base, path);
+        let r = self.http.post(&url).form(form).send().await.unwrap();
+        if let Some(l) = self.follow(r, &mut url).await {
+            return l;
+        }
+        self.navigate(&url).await
+    }
+
+    pub async fn login(&self, landing: Landing, username: &str, password: &str) -> Landing {
+        let Landing::Page(200, path, body) = landing else { panic!("expected the login page, got {landing:?}") };
+        assert!(path.starts_with("/login?"), "expected the login page, got {path}");
+        let interaction = hidden(&body, "interaction").unwrap();
+        let csrf = hidden(&body, "csrf").unwrap();
+        self.submit(
+            "/login",
+            &[("interaction", &interaction), ("csrf", &csrf), ("username", username), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn consent(&self, landing: Landing, decision: &str) -> Landing {
+        let Landing::Page(200, path, body) = landing else { panic!("expected the consent page, got {landing:?}") };
+        assert!(path.starts_with("/consent?"), "expected the consent page, got {path}");
+        let interaction = hidden(&body, "interaction").unwrap();
+        let csrf = hidden(&body, "csrf").unwrap();
+        self.submit("/consent", &[("interaction", &interaction), ("csrf", &csrf), ("decision", decision)]).await
+    }
+}
+
+/// An authorization request URL with PKCE; returns (url, state, nonce, verifier).
+pub fn authorize_url(
+    base: &str,
+    c: &RegisteredClient,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> (String, String, String, String) {
+    let (verifier, challenge) = pkce_pair();
+    let state = SecretToken::generate().expose()[..16].to_string();
+    let nonce = SecretToken::generate().expose()[..16].to_string();
+    let mut u = url::Url::parse(&format!("{base}/authorize")).unwrap();
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &c.id)
+            .append_pair("redirect_uri", &c.redirect_uri)
+            .append_pair("scope", scope)
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    (u.to_string(), state, nonce, verifier)
+}
+
+impl TestServer {
+    /// Run the whole browser part (authorize → login → consent) and return the code.
+    pub async fn sign_in(
+        &self,
+        b: &Browser,
+        c: &RegisteredClient,
+        username: &str,
+        scope: &str,
+    ) -> (String, String, String) {
+        let (url, state, nonce, verifier) = authorize_url(&self.base, c, scope, &[]);
+        let mut l = b.navigate(&url).await;
+        if matches!(&l, Landing::Page(_, p, _) if p.starts_with("/login")) {
+            l = b.login(l, username, PASSWORD).await;
+        }
+        if matches!(&l, Landing::Page(_, p, _) if p.starts_with("/consent")) {
+            l = b.consent(l, "approve").await;
+        }
+        let Landing::Client(loc) = l else { panic!("expected a redirect to the client, got {l:?}") };
+        assert_eq!(query_param(&loc, "state").as_deref(), Some(state.as_str()));
+        assert_eq!(query_param(&loc, "iss").as_deref(), Some(self.base.as_str()));
+        (query_param(&loc, "code").expect("no code"), nonce, verifier)
+    }
+
+    /// POST /token with client_secret_basic (or client_id for public clients).
+    pub async fn token(&self, c: &RegisteredClient, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/token"));
+        let mut form: Vec<(&str, &str)> = form.to_vec();
+        match &c.secret {
+            Some(s) => req = req.basic_auth(&c.id, Some(s)),
+            None => form.push(("client_id", &c.id)),
+        }
+        req.form(&form).send().await.unwrap()
+    }
+
+    pub async fn redeem(&self, c: &RegisteredClient, code: &str, verifier: &str) -> reqwest::Response {
+        self.token(
+            c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &c.redirect_uri),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+}
+
+/// How many session rows hold `raw` as their id (must be 0: ids are stored hashed).
+pub async fn query_i64_sessions(srv: &TestServer, raw: &str) -> i64 {
+    let db = &srv.db;
+    let s = db.settings();
+    let sql = "SELECT COUNT(*) FROM sessions WHERE id_hash = $1";
+    if db.is_postgres() {
+        let st = latchkey_storage::postgres::PgStore::connect(&s).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(sql).bind(raw).fetch_one(st.pool()).await.unwrap();
+        n
+    } else {
+        let st = latchkey_storage::sqlite::SqliteStore::connect(&s).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(sql).bind(raw).fetch_one(st.pool()).await.unwrap();
+        n
+    }
 }

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     InsufficientScope,
     // RFC 7009 §2.2.1
     UnsupportedTokenType,
+    // RFC 8707 §2
+    InvalidTarget,
     // RFC 7591 §3.2.2
     InvalidRedirectUri,
     InvalidClientMetadata,
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
         }
@@ -92,6 +95,7 @@ impl ErrorCode {
             | ErrorCode::RequestUriNotSupported
             | ErrorCode::RegistrationNotSupported
             | ErrorCode::UnsupportedTokenType
+            | ErrorCode::InvalidTarget
             | ErrorCode::InvalidRedirectUri
             | ErrorCode::InvalidClientMetadata => 400,
         }

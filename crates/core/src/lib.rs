@@ -2,6 +2,8 @@
 //! settings and their validation, secret tokens and their hashes, PKCE and redirect-URI
 //! matching. It knows nothing of HTTP, SQL or JOSE.
 
+pub mod authz;
+pub mod claims;
 pub mod clock;
 pub mod error;
 pub mod model;

@@ -101,4 +101,34 @@ mod tests {
         assert!(!c.verify("short"));
         assert!(!c.verify(&"a".repeat(129)));
     }
+
+    /// Differential check against oxide-auth's S256 implementation on random verifiers.
+    #[test]
+    fn agrees_with_oxide_auth_on_s256() {
+        use oxide_auth::code_grant::extensions::Pkce;
+        use rand::Rng;
+        let oracle = Pkce::required();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+        let mut rng = rand::rng();
+        for i in 0..300 {
+            let len = 43 + (i % 86);
+            let verifier: String = (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect();
+            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let ours = CodeChallenge::parse(Some(&challenge), Some("S256")).unwrap().unwrap();
+            let stored = oracle.challenge(Some("S256".into()), Some(challenge.clone().into())).unwrap();
+            assert_eq!(ours.verify(&verifier), oracle.verify(stored.clone(), Some(verifier.as_str().into())).is_ok());
+            let other = format!("{}A", &verifier[..verifier.len() - 1]);
+            let other = if other == verifier { format!("{}B", &verifier[..verifier.len() - 1]) } else { other };
+            assert_eq!(ours.verify(&other), oracle.verify(stored, Some(other.as_str().into())).is_ok());
+        }
+    }
+
+    /// Why /token does not route through oxide-auth's flows: in optional mode it accepts a
+    /// code_verifier when no challenge was stored, the downgrade RFC 9700 §2.1.1 forbids. Our
+    /// token endpoint refuses that case (tests/http/token.rs, a_verifier_without_a_challenge_is_refused).
+    #[test]
+    fn oxide_auth_optional_mode_accepts_the_pkce_downgrade() {
+        use oxide_auth::code_grant::extensions::Pkce;
+        assert!(Pkce::optional().verify(None, Some("an-attacker-chosen-verifier".into())).is_ok());
+    }
 }

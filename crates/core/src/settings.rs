@@ -32,6 +32,11 @@ pub struct Settings {
     pub cookies: Cookies,
     pub database: Database,
     pub id_token: IdToken,
+    pub access_token: AccessToken,
+    pub client_auth: ClientAuth,
+    pub housekeeping: Housekeeping,
+    /// Development mode: client-supplied URLs (jwks_uri, …) may be plain http on loopback.
+    pub development_mode: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +120,53 @@ pub struct IdToken {
     pub scope_claims_in_id_token: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessToken {
+    /// `opaque` (random, stored as a hash) or `jwt` (RFC 9068, not stored); clients may override.
+    pub format: String,
+    /// Algorithm for JWT access tokens.
+    pub signing_algorithm: String,
+    /// `aud` of access tokens when no `resource` is asked for; empty means the issuer.
+    pub default_audience: String,
+}
+
+impl Default for AccessToken {
+    fn default() -> Self {
+        Self { format: "opaque".into(), signing_algorithm: "RS256".into(), default_audience: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuth {
+    /// Longest accepted lifetime (exp - now) of a client assertion, in seconds.
+    pub assertion_max_lifetime: i64,
+    /// How long a fetched jwks_uri document is cached, in seconds.
+    pub jwks_cache_ttl: i64,
+}
+
+impl Default for ClientAuth {
+    fn default() -> Self {
+        Self { assertion_max_lifetime: 300, jwks_cache_ttl: 300 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Housekeeping {
+    /// Seconds between runs of the cleanup of expired rows.
+    pub interval: u64,
+    /// Rows deleted per table per run, at most.
+    pub batch_size: i64,
+}
+
+impl Default for Housekeeping {
+    fn default() -> Self {
+        Self { interval: 60, batch_size: 1000 }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -131,6 +183,10 @@ impl Default for Settings {
             cookies: Cookies::default(),
             database: Database::default(),
             id_token: IdToken::default(),
+            access_token: AccessToken::default(),
+            client_auth: ClientAuth::default(),
+            housekeeping: Housekeeping::default(),
+            development_mode: false,
         }
     }
 }
@@ -308,6 +364,27 @@ impl Settings {
             return Err(bad("cookies.secure", "must not be `never` when the issuer is https"));
         }
 
+        self.access_token_format()?;
+        let at_alg = self.access_token_alg()?;
+        if !algs.contains(&at_alg) {
+            return Err(bad("access_token.signing_algorithm", "must be one of signing.algorithms"));
+        }
+        if !self.access_token.default_audience.is_empty() && Url::parse(&self.access_token.default_audience).is_err() {
+            return Err(bad("access_token.default_audience", "must be an absolute URI or empty"));
+        }
+        if !(1..=3600).contains(&self.client_auth.assertion_max_lifetime) {
+            return Err(bad("client_auth.assertion_max_lifetime", "must be between 1 and 3600 seconds"));
+        }
+        if !(0..=86400).contains(&self.client_auth.jwks_cache_ttl) {
+            return Err(bad("client_auth.jwks_cache_ttl", "must be between 0 and 86400 seconds"));
+        }
+        if self.housekeeping.interval == 0 {
+            return Err(bad("housekeeping.interval", "must be a positive number of seconds"));
+        }
+        if !(1..=100_000).contains(&self.housekeeping.batch_size) {
+            return Err(bad("housekeeping.batch_size", "must be between 1 and 100000"));
+        }
+
         let d = &self.database;
         if d.max_connections == 0 || d.max_connections > 1000 {
             return Err(bad("database.max_connections", "must be between 1 and 1000"));
@@ -351,6 +428,19 @@ impl Settings {
 
     pub fn default_signing_alg(&self) -> Result<SigningAlg, SettingError> {
         self.signing.default_algorithm.parse().map_err(|e: String| bad("signing.default_algorithm", e))
+    }
+
+    pub fn access_token_format(&self) -> Result<crate::model::AccessTokenFormat, SettingError> {
+        self.access_token.format.parse().map_err(|e: String| bad("access_token.format", e))
+    }
+
+    pub fn access_token_alg(&self) -> Result<SigningAlg, SettingError> {
+        self.access_token.signing_algorithm.parse().map_err(|e: String| bad("access_token.signing_algorithm", e))
+    }
+
+    /// `aud` of access tokens issued without a `resource`.
+    pub fn default_audience(&self) -> &str {
+        if self.access_token.default_audience.is_empty() { &self.issuer } else { &self.access_token.default_audience }
     }
 
     pub fn issuer_is_https(&self) -> bool {

@@ -4,7 +4,9 @@
 //! Failures print one line on stderr. `--json` output is exactly one JSON value on stdout.
 
 use clap::{Args, Parser, Subcommand};
-use latchkey_core::model::{Client, ClientAuthMethod, GrantType, SigningAlg, User, validate_user_claims};
+use latchkey_core::model::{
+    AccessTokenFormat, Client, ClientAuthMethod, GrantType, SigningAlg, User, validate_user_claims,
+};
 use latchkey_core::redirect::validate_for_registration;
 use latchkey_core::scope::Scope;
 use latchkey_core::{Clock, SecretToken, Settings, SystemClock};
@@ -96,6 +98,24 @@ struct ClientAdd {
     require_pkce: bool,
     #[arg(long, value_parser = parse_alg)]
     id_token_signed_response_alg: Option<SigningAlg>,
+    /// Access token format for this client (default: access_token.format).
+    #[arg(long, value_parser = parse_format)]
+    access_token_format: Option<AccessTokenFormat>,
+    /// Issue refresh tokens without the offline_access scope (first-party policy).
+    #[arg(long)]
+    refresh_without_offline_access: bool,
+    /// An RFC 8707 resource (audience) the client may ask client-credentials tokens for.
+    #[arg(long = "resource", value_name = "URI")]
+    resources: Vec<String>,
+    /// A JWK Set file with the client's public keys (private_key_jwt).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// Where the client publishes its JWK Set (private_key_jwt; https).
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    /// A resource server: may introspect any token.
+    #[arg(long)]
+    introspection: bool,
     #[arg(long)]
     json: bool,
 }
@@ -121,6 +141,19 @@ struct ClientUpdate {
     require_pkce: Option<bool>,
     #[arg(long, value_parser = parse_alg)]
     id_token_signed_response_alg: Option<SigningAlg>,
+    #[arg(long, value_parser = parse_format)]
+    access_token_format: Option<AccessTokenFormat>,
+    #[arg(long)]
+    refresh_without_offline_access: Option<bool>,
+    /// Replaces the registered resources.
+    #[arg(long = "resource", value_name = "URI")]
+    resources: Vec<String>,
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    #[arg(long)]
+    introspection: Option<bool>,
     /// Issue a new client secret (shown once).
     #[arg(long)]
     rotate_secret: bool,
@@ -150,6 +183,14 @@ enum UserCmd {
     },
     /// Remove a user with their sessions, consents and tokens.
     Remove { user: String },
+    /// Forget the user's consent for a client and revoke every token the client holds for them.
+    RevokeConsent {
+        user: String,
+        #[arg(long)]
+        client: String,
+    },
+    /// End every session of the user and revoke all their tokens.
+    SignOutEverywhere { user: String },
 }
 
 #[derive(Args)]
@@ -195,6 +236,31 @@ fn parse_grant_type(s: &str) -> Result<GrantType, String> {
 }
 fn parse_alg(s: &str) -> Result<SigningAlg, String> {
     s.parse()
+}
+fn parse_format(s: &str) -> Result<AccessTokenFormat, String> {
+    s.parse()
+}
+
+fn read_jwks(p: &std::path::Path) -> Result<String, Fail> {
+    let text = std::fs::read_to_string(p).map_err(|e| usage(format!("--jwks {}: {e}", p.display())))?;
+    check_jwks(&text).map_err(|e| usage(format!("--jwks {}: {e}", p.display())))?;
+    Ok(text)
+}
+
+/// A public JWK Set: valid JSON with keys, and no private members.
+fn check_jwks(text: &str) -> Result<(), String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let keys = v.get("keys").and_then(Value::as_array).ok_or("not a JWK Set (no \"keys\" array)")?;
+    if keys.is_empty() {
+        return Err("the JWK Set has no keys".into());
+    }
+    for k in keys {
+        if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| k.get(*m).is_some()) {
+            return Err("the JWK Set holds private key material; register public keys only".into());
+        }
+    }
+    josekit::jwk::JwkSet::from_bytes(text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// A failure and its exit code.
@@ -312,15 +378,29 @@ async fn serve(settings: Settings, demo: bool) -> Result<(), Fail> {
     let bind = settings.bind.clone();
     let listener = server::bind(&bind).await?;
     let state = server::build_state(settings, Arc::new(SystemClock), master).await?;
-    if demo {
-        crate::demo_hook(&state).await.map_err(runtime)?;
+    let demo_info = if demo { Some(crate::demo::setup(&state).await.map_err(runtime)?) } else { None };
+    let srv = server::Server::spawn_with(state, listener, demo_info.as_ref())?;
+    if let Some(info) = &demo_info {
+        print_demo(&srv.state.settings, info);
     }
-    let srv = server::Server::spawn(state, listener)?;
     tracing::info!(addr = %srv.addr, issuer = %srv.state.settings.issuer, "latchkey is serving");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     srv.shutdown().await;
     Ok(())
+}
+
+fn print_demo(settings: &Settings, info: &crate::demo::DemoInfo) {
+    println!();
+    println!("  Latchkey demo is ready: open {}", settings.endpoint("/demo"));
+    println!("  username: {}", crate::demo::DEMO_USERNAME);
+    match &info.new_password {
+        Some(p) => println!(
+            "  password: {p}   (shown this once; change it with `latchkey user set-password demo --password-stdin`)"
+        ),
+        None => println!("  password: as printed when the demo user was created"),
+    }
+    println!();
 }
 
 async fn shutdown_signal() {
@@ -359,11 +439,17 @@ fn client_json(c: &Client) -> Value {
         "skip_consent": c.skip_consent,
         "require_pkce": c.require_pkce || c.is_public(),
         "id_token_signed_response_alg": c.id_token_signed_response_alg.map(|a| a.as_str()),
+        "access_token_format": c.access_token_format.map(|f| f.as_str()),
+        "refresh_without_offline_access": c.refresh_without_offline_access,
+        "resources": c.resources,
+        "jwks_uri": c.jwks_uri,
+        "has_jwks": c.jwks.is_some(),
+        "introspection": c.introspection,
         "created_at": c.created_at,
     })
 }
 
-fn check_client(c: &Client) -> Result<(), Fail> {
+fn check_client(c: &Client, dev_mode: bool) -> Result<(), Fail> {
     if c.name.trim().is_empty() {
         return Err(usage("--name must not be empty"));
     }
@@ -381,6 +467,23 @@ fn check_client(c: &Client) -> Result<(), Fail> {
     }
     if c.grant_types.is_empty() {
         return Err(usage("a client needs at least one grant type"));
+    }
+    if c.auth_method == ClientAuthMethod::PrivateKeyJwt && c.jwks.is_none() && c.jwks_uri.is_none() {
+        return Err(usage("private_key_jwt needs --jwks FILE or --jwks-uri URL"));
+    }
+    if c.jwks.is_some() && c.jwks_uri.is_some() {
+        return Err(usage("give --jwks or --jwks-uri, not both"));
+    }
+    if let Some(u) = &c.jwks_uri {
+        let ok = url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" || (dev_mode && p.scheme() == "http"));
+        if !ok {
+            return Err(usage(format!("--jwks-uri must be an https URL: {u}")));
+        }
+    }
+    for r in &c.resources {
+        if url::Url::parse(r).map_or(true, |u| u.fragment().is_some()) {
+            return Err(usage(format!("--resource must be an absolute URI without a fragment: {r}")));
+        }
     }
     Ok(())
 }
@@ -406,8 +509,18 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
                 dedup(a.grant_types)
             };
             let secret = auth_method.uses_secret().then(SecretToken::generate);
+            let jwks = a.jwks.as_deref().map(read_jwks).transpose()?;
+            let client_id: String = SecretToken::generate().expose().get(..22).unwrap_or_default().to_owned();
+            let secret_enc = match (&secret, auth_method) {
+                (Some(s), ClientAuthMethod::ClientSecretJwt) => Some(
+                    master_key(settings)?
+                        .encrypt(s.expose().as_bytes(), &format!("client_secret:{client_id}"))
+                        .map_err(runtime)?,
+                ),
+                _ => None,
+            };
             let c = Client {
-                client_id: SecretToken::generate().expose().get(..22).unwrap_or_default().to_owned(),
+                client_id,
                 name: a.name,
                 secret_hash: secret.as_ref().map(SecretToken::hash),
                 redirect_uris: a.redirect_uris,
@@ -418,10 +531,17 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
                 skip_consent: a.skip_consent,
                 require_pkce: a.require_pkce || auth_method == ClientAuthMethod::None,
                 id_token_signed_response_alg: a.id_token_signed_response_alg,
+                access_token_format: a.access_token_format,
+                refresh_without_offline_access: a.refresh_without_offline_access,
+                resources: a.resources,
+                jwks,
+                jwks_uri: a.jwks_uri,
+                secret_enc,
+                introspection: a.introspection,
                 created_at: now,
                 updated_at: now,
             };
-            check_client(&c)?;
+            check_client(&c, settings.development_mode)?;
             if let Some(alg) = c.id_token_signed_response_alg
                 && !settings.signing_algorithms().unwrap_or_default().contains(&alg)
             {
@@ -498,18 +618,43 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
             if let Some(a) = u.id_token_signed_response_alg {
                 c.id_token_signed_response_alg = Some(a);
             }
+            if let Some(f) = u.access_token_format {
+                c.access_token_format = Some(f);
+            }
+            if let Some(v) = u.refresh_without_offline_access {
+                c.refresh_without_offline_access = v;
+            }
+            if !u.resources.is_empty() {
+                c.resources = u.resources;
+            }
+            if let Some(p) = &u.jwks {
+                c.jwks = Some(read_jwks(p)?);
+            }
+            if let Some(uri) = u.jwks_uri {
+                c.jwks_uri = Some(uri);
+            }
+            if let Some(v) = u.introspection {
+                c.introspection = v;
+            }
             let secret = if u.rotate_secret {
                 if !c.auth_method.uses_secret() {
                     return Err(usage("--rotate-secret: this client does not use a secret"));
                 }
                 let s = SecretToken::generate();
                 c.secret_hash = Some(s.hash());
+                if c.auth_method == ClientAuthMethod::ClientSecretJwt {
+                    c.secret_enc = Some(
+                        master_key(settings)?
+                            .encrypt(s.expose().as_bytes(), &format!("client_secret:{}", c.client_id))
+                            .map_err(runtime)?,
+                    );
+                }
                 Some(s)
             } else {
                 None
             };
             c.updated_at = now;
-            check_client(&c)?;
+            check_client(&c, settings.development_mode)?;
             store.update_client(&c).await?;
             audit(store.as_ref(), "client.updated", Some(&c.client_id), json!({})).await;
             let mut v = client_json(&c);
@@ -698,6 +843,28 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
             store.set_password(&u.id, &hash, now).await?;
             audit(store.as_ref(), "user.password_set", None, json!({"user": u.id})).await;
             println!("password changed for {}; their sessions have ended", u.username);
+            Ok(())
+        }
+        UserCmd::RevokeConsent { user, client } => {
+            let store = open_store(settings).await?;
+            let u = find_user(store.as_ref(), &user).await?;
+            let had = store.delete_consent(&u.id, &client).await?;
+            let n = store.revoke_user_grants(&u.id, Some(&client), now).await?;
+            audit(store.as_ref(), "consent.revoked", Some(&client), json!({"user": u.id, "grants_revoked": n})).await;
+            println!(
+                "{} consent of {} for {client}; {n} token families revoked",
+                if had { "removed" } else { "no" },
+                u.username
+            );
+            Ok(())
+        }
+        UserCmd::SignOutEverywhere { user } => {
+            let store = open_store(settings).await?;
+            let u = find_user(store.as_ref(), &user).await?;
+            let sessions = store.delete_user_sessions(&u.id).await?;
+            let n = store.revoke_user_grants(&u.id, None, now).await?;
+            audit(store.as_ref(), "user.signed_out_everywhere", None, json!({"user": u.id})).await;
+            println!("{} sessions ended, {n} token families revoked for {}", sessions.len(), u.username);
             Ok(())
         }
         UserCmd::Remove { user } => {

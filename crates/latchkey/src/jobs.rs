@@ -13,9 +13,12 @@ pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate; keys were just loaded
+        let mut clean = tokio::time::interval(Duration::from_secs(state.settings.housekeeping.interval.max(1)));
+        clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => refresh_keys(&state).await,
+                _ = clean.tick() => { housekeeping(&state).await; }
                 _ = stop.changed() => break,
             }
         }
@@ -32,5 +35,21 @@ pub async fn refresh_keys(state: &AppState) {
     }
     if let Err(e) = state.keys.reload(state.store.as_ref(), now).await {
         tracing::error!(error = %e, "reloading signing keys failed; keeping the previous set");
+    }
+}
+
+/// Delete expired codes, tokens, sessions, interactions and replay records, a bounded batch per
+/// table per run, so a run stays short and never holds the database for long.
+pub async fn housekeeping(state: &AppState) -> u64 {
+    match state.store.purge_expired(state.now(), state.settings.housekeeping.batch_size).await {
+        Ok(0) => 0,
+        Ok(n) => {
+            tracing::info!(removed = n, "removed expired rows");
+            n
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "housekeeping failed");
+            0
+        }
     }
 }

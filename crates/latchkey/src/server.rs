@@ -50,6 +50,7 @@ pub async fn build_state(
         .await
         .map_err(|e| StartupError::Database { url: redact(&url), reason: e.to_string() })?;
     let keys = latchkey_signer::bootstrap(store.as_ref(), &settings, &master, clock.now()).await?;
+    let jwks_cache = latchkey_web::client_auth::JwksCache::default();
     let passwords = Passwords::new(&settings.argon2).map_err(|e| StartupError::Config(e.to_string()))?;
     Ok(AppState(Arc::new(AppStateInner {
         settings: Arc::new(settings),
@@ -57,11 +58,14 @@ pub async fn build_state(
         keys: Arc::new(keys),
         clock,
         passwords,
+        master,
+        jwks_cache,
     })))
 }
 
-/// Every crate's routes and discovery contributions, composed.
-pub fn router(state: AppState) -> Router {
+/// Every crate's routes and discovery contributions, composed, plus `extra` routes (the demo
+/// relying party) that add nothing to discovery.
+pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     let s = &state.settings;
     let caps = Capabilities::new()
         .merge(latchkey_authorize::capabilities(s))
@@ -75,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(latchkey_authorize::router())
         .merge(latchkey_token::router())
         .merge(latchkey_login::router())
+        .merge(extra)
         .layer(axum::middleware::from_fn(latchkey_web::headers::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -111,9 +116,22 @@ pub struct Server {
 impl Server {
     /// Serve on `listener` until [`Server::shutdown`] or `external` resolves.
     pub fn spawn(state: AppState, listener: TcpListener) -> Result<Self, StartupError> {
+        Self::spawn_with(state, listener, None)
+    }
+
+    /// Serve, with the demo relying party at `/demo` when `demo` is given.
+    pub fn spawn_with(
+        state: AppState,
+        listener: TcpListener,
+        demo: Option<&crate::demo::DemoInfo>,
+    ) -> Result<Self, StartupError> {
         let addr = listener.local_addr().map_err(|e| StartupError::Bind { addr: "?".into(), reason: e.to_string() })?;
         let (tx, mut rx) = watch::channel(false);
-        let app = router(state.clone());
+        let extra = match demo {
+            Some(info) => crate::demo::router(info, addr),
+            None => Router::new(),
+        };
+        let app = router(state.clone(), extra);
         let jobs = jobs::spawn(state.clone(), rx.clone());
         let st = state.clone();
         let task = tokio::spawn(async move {

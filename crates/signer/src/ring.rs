@@ -12,6 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use crate::{MasterKey, SignerError};
 
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
 struct LoadedKey {
     kid: String,
     alg: SigningAlg,
@@ -61,6 +63,8 @@ pub enum VerifyError {
     BadSignature,
     #[error("payload is not a JSON object")]
     BadPayload,
+    #[error("wrong token type")]
+    WrongType,
 }
 
 /// Parsed keys, shared by every request. Reloaded from the store by a background task.
@@ -205,6 +209,26 @@ impl KeyRing {
     /// Verify a JWS we signed (any published or retired key we still hold) and return its claims.
     /// Claims (exp, aud, iss) are the caller's to check.
     pub fn verify(&self, token: &str) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+        self.verify_with_header(token).map(|(_, claims)| claims)
+    }
+
+    /// Verify and also require the header's `typ` (case-insensitive, `application/` optional,
+    /// RFC 8725 §3.11), so one kind of token cannot pass for another.
+    pub fn verify_typed(
+        &self,
+        token: &str,
+        typ: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+        let (header, claims) = self.verify_with_header(token)?;
+        let got = header.get("typ").and_then(|v| v.as_str()).unwrap_or("");
+        let got = got.strip_prefix("application/").unwrap_or(got);
+        if got.eq_ignore_ascii_case(typ) { Ok(claims) } else { Err(VerifyError::WrongType) }
+    }
+
+    fn verify_with_header(
+        &self,
+        token: &str,
+    ) -> Result<(JsonObject, JsonObject), VerifyError> {
         let header_b64 = token.split('.').next().ok_or(VerifyError::Malformed)?;
         if token.split('.').count() != 3 {
             return Err(VerifyError::Malformed);
@@ -226,7 +250,7 @@ impl KeyRing {
         let (payload, _) =
             josekit::jws::deserialize_compact(token, key.verifier.as_ref()).map_err(|_| VerifyError::BadSignature)?;
         match serde_json::from_slice(&payload) {
-            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(serde_json::Value::Object(m)) => Ok((header, m)),
             _ => Err(VerifyError::BadPayload),
         }
     }

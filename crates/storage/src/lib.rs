@@ -95,8 +95,104 @@ pub trait HealthStore: Send + Sync {
 }
 
 /// Everything the server needs from a database.
-pub trait Store: ClientStore + UserStore + KeyStore + AuditStore + HealthStore + SessionStore {}
-impl<T: ClientStore + UserStore + KeyStore + AuditStore + HealthStore + SessionStore> Store for T {}
+pub trait Store:
+    ClientStore + UserStore + KeyStore + AuditStore + HealthStore + SessionStore + FlowStore + GrantStore + MaintenanceStore
+{
+}
+impl<
+    T: ClientStore
+        + UserStore
+        + KeyStore
+        + AuditStore
+        + HealthStore
+        + SessionStore
+        + FlowStore
+        + GrantStore
+        + MaintenanceStore,
+> Store for T
+{
+}
+
+/// Pending authorization requests and remembered consent.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    async fn create_interaction(&self, i: &InteractionRecord) -> StoreResult<()>;
+    async fn get_interaction(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<InteractionRecord>>;
+    /// Record the session the user confirmed for this request; false if it is gone.
+    async fn set_interaction_login(&self, id_hash: &TokenHash, sid: &str) -> StoreResult<bool>;
+    /// Record the consent decision; false if the interaction is gone.
+    async fn set_interaction_consent(&self, id_hash: &TokenHash, decision: &str) -> StoreResult<bool>;
+    /// Remove the interaction; true for exactly one caller (the one that completes it).
+    async fn take_interaction(&self, id_hash: &TokenHash) -> StoreResult<bool>;
+    /// Scopes the user already granted the client.
+    async fn get_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Vec<String>>>;
+    /// Remember (replace) the scopes the user granted the client.
+    async fn put_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()>;
+}
+
+/// The token endpoint's checks on a claimed code, run inside the redemption transaction.
+pub type CodeDecision<'a> =
+    dyn for<'r> Fn(&'r RedeemedCode) -> Result<TokensToStore, latchkey_core::OAuthError> + Send + Sync + 'a;
+
+/// The refresh grant's checks on a claimed refresh token (its grant and scope), run inside the
+/// rotation transaction; returns the tokens to store.
+pub type RefreshDecision<'a> =
+    dyn for<'r> Fn(&'r GrantRecord, &'r str) -> Result<TokensToStore, latchkey_core::OAuthError> + Send + Sync + 'a;
+
+/// Grants, codes and tokens.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Store a new grant and its authorization code, atomically.
+    async fn issue_code(&self, grant: &GrantRecord, code: &CodeRecord) -> StoreResult<()>;
+    /// Single use: exactly one caller claims the code. In the same transaction `decide` checks
+    /// the claimed code (client, redirect URI, PKCE) and names the access token to store; its
+    /// refusal still uses up the code. A later use of the code revokes its grant.
+    async fn redeem_code(
+        &self,
+        code_hash: &TokenHash,
+        now: UnixTime,
+        decide: &CodeDecision<'_>,
+    ) -> StoreResult<Redemption>;
+    /// Store an access token unless its grant has been revoked (then false).
+    async fn store_access_token(&self, t: &AccessTokenRecord) -> StoreResult<bool>;
+    /// A live access token: unexpired, its grant not revoked.
+    async fn get_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessTokenView>>;
+    /// Revoke a grant and delete its tokens; false if it was already revoked or is unknown.
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Store tokens that need no other step (client credentials).
+    async fn store_tokens(&self, t: &TokensToStore) -> StoreResult<()>;
+    /// Refresh rotation (RFC 9700 §4.14.2): exactly one caller uses a refresh token up and gets
+    /// new tokens, stored in the same transaction; presenting a used one revokes its family.
+    async fn rotate_refresh(
+        &self,
+        token_hash: &TokenHash,
+        now: UnixTime,
+        decide: &RefreshDecision<'_>,
+    ) -> StoreResult<Rotation>;
+    async fn get_refresh_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<RefreshTokenView>>;
+    /// A grant that is not revoked (whatever its expiry).
+    async fn get_live_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>>;
+    /// Delete one opaque access token; false if it was not there.
+    async fn delete_access_token(&self, token_hash: &TokenHash) -> StoreResult<bool>;
+    /// Record a revoked JWT access token until it would have expired.
+    async fn revoke_jti(&self, jti: &str, expires_at: UnixTime) -> StoreResult<()>;
+    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// Revoke every grant of a user (optionally only with one client); returns how many.
+    async fn revoke_user_grants(&self, user_id: &str, client_id: Option<&str>, now: UnixTime) -> StoreResult<u64>;
+    /// RFC 7523 §3: remember a client assertion's jti until it expires; false if seen before.
+    async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool>;
+}
+
+/// Housekeeping: expired rows go, in bounded batches.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Delete up to `batch` expired rows from each table; returns the number deleted.
+    async fn purge_expired(&self, now: UnixTime, batch: i64) -> StoreResult<u64>;
+    /// End every session of a user (sign out everywhere); returns the sessions ended.
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>>;
+    /// Forget a user's consent for a client; false if there was none.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool>;
+}
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {

@@ -42,3 +42,138 @@ pub struct SessionRecord {
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
+
+/// A pending authorization request waiting for login, account choice or consent.
+#[derive(Debug, Clone)]
+pub struct InteractionRecord {
+    pub id_hash: TokenHash,
+    pub client_id: String,
+    pub request: latchkey_core::authz::AuthorizationRequest,
+    /// Session the user confirmed for this request (by logging in, or "continue as").
+    pub login_sid: Option<String>,
+    /// `granted` or `denied`, once the consent page was answered.
+    pub consent: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// One authorization: every code and token descends from a grant; revoking it revokes them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    /// The `claims` request parameter (JSON), if any.
+    pub claims: Option<String>,
+    pub auth_time: Option<UnixTime>,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+    pub sid: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    pub code_hash: TokenHash,
+    pub grant_id: String,
+    /// The redirect URI sent in the authorization request; None when it was omitted.
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What a successful redemption hands the token endpoint.
+#[derive(Debug, Clone)]
+pub struct RedeemedCode {
+    pub grant: GrantRecord,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Redemption {
+    /// Claimed, checked, and its access token stored.
+    Redeemed(Box<RedeemedCode>),
+    /// Claimed (and so used up), but the checks refused it.
+    Refused(latchkey_core::OAuthError),
+    /// The code was used before: its grant (and every token from it) is now revoked.
+    Replayed {
+        grant_id: String,
+    },
+    Expired,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessTokenRecord {
+    pub token_hash: TokenHash,
+    /// None for client-credentials tokens (no user, no grant).
+    pub grant_id: Option<String>,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A live access token with its grant (when a user is involved).
+#[derive(Debug, Clone)]
+pub struct AccessTokenView {
+    pub grant: Option<GrantRecord>,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRecord {
+    pub token_hash: TokenHash,
+    pub grant_id: String,
+    /// The refresh token's scope (RFC 6749 §6: identical across rotations).
+    pub scope: String,
+    pub created_at: UnixTime,
+    /// Idle expiry, capped by the grant's absolute expiry.
+    pub expires_at: UnixTime,
+}
+
+/// What a grant step stores, in the same transaction as the step itself.
+#[derive(Debug, Clone, Default)]
+pub struct TokensToStore {
+    pub access: Option<AccessTokenRecord>,
+    pub refresh: Option<RefreshTokenRecord>,
+}
+
+#[derive(Debug)]
+pub enum Rotation {
+    /// The presented refresh token was used up and the new tokens stored.
+    Rotated {
+        grant: Box<GrantRecord>,
+        scope: String,
+    },
+    /// Used up, but the checks refused it.
+    Refused(latchkey_core::OAuthError),
+    /// An already-rotated token: the whole family is now revoked.
+    Replayed {
+        grant_id: String,
+    },
+    Expired,
+    Unknown,
+}
+
+/// A refresh token as seen by revocation and introspection.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenView {
+    pub grant: GrantRecord,
+    pub scope: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Live: not rotated, not expired, its grant not revoked or past its absolute expiry.
+    pub active: bool,
+}

@@ -3,11 +3,13 @@
 //! write transaction starts, locking).
 
 use latchkey_core::TokenHash;
-use latchkey_core::model::{Client, ClientAuthMethod, GrantType, SigningAlg, User};
+use latchkey_core::model::{AccessTokenFormat, Client, ClientAuthMethod, GrantType, SigningAlg, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{AuditEvent, KeyRecord, SessionRecord, StoreError, StoreResult};
+use crate::{
+    AccessTokenView, AuditEvent, GrantRecord, InteractionRecord, KeyRecord, SessionRecord, StoreError, StoreResult,
+};
 
 pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -23,10 +25,10 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 // ---- clients ----
 
-pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-pub(crate) const SELECT_CLIENT: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, created_at, updated_at FROM clients WHERE client_id = $1";
-pub(crate) const LIST_CLIENTS: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, created_at, updated_at FROM clients ORDER BY created_at, client_id";
-pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, auth_method = $6, grant_types = $7, scopes = $8, skip_consent = $9, require_pkce = $10, id_token_signed_response_alg = $11, updated_at = $12 WHERE client_id = $1";
+pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+pub(crate) const SELECT_CLIENT: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, created_at, updated_at FROM clients WHERE client_id = $1";
+pub(crate) const LIST_CLIENTS: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, created_at, updated_at FROM clients ORDER BY created_at, client_id";
+pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, auth_method = $6, grant_types = $7, scopes = $8, skip_consent = $9, require_pkce = $10, id_token_signed_response_alg = $11, access_token_format = $12, refresh_without_offline_access = $13, resources = $14, jwks = $15, jwks_uri = $16, secret_enc = $17, introspection = $18, updated_at = $19 WHERE client_id = $1";
 pub(crate) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +44,13 @@ pub(crate) struct ClientRow {
     skip_consent: bool,
     require_pkce: bool,
     id_token_signed_response_alg: Option<String>,
+    access_token_format: Option<String>,
+    refresh_without_offline_access: bool,
+    resources: String,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+    secret_enc: Option<String>,
+    introspection: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -69,6 +78,17 @@ impl TryFrom<ClientRow> for Client {
             secret_hash: r.secret_hash.map(TokenHash::from_stored),
             skip_consent: r.skip_consent,
             require_pkce: r.require_pkce,
+            access_token_format: r
+                .access_token_format
+                .map(|f| f.parse::<AccessTokenFormat>())
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            refresh_without_offline_access: r.refresh_without_offline_access,
+            resources: from_json("resources", &r.resources)?,
+            jwks: r.jwks,
+            jwks_uri: r.jwks_uri,
+            secret_enc: r.secret_enc,
+            introspection: r.introspection,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -88,6 +108,13 @@ pub(crate) struct ClientBinds {
     pub skip_consent: bool,
     pub require_pkce: bool,
     pub alg: Option<&'static str>,
+    pub access_token_format: Option<&'static str>,
+    pub refresh_without_offline_access: bool,
+    pub resources: String,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub secret_enc: Option<String>,
+    pub introspection: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -107,6 +134,13 @@ impl ClientBinds {
             skip_consent: c.skip_consent,
             require_pkce: c.require_pkce,
             alg: c.id_token_signed_response_alg.map(|a| a.as_str()),
+            access_token_format: c.access_token_format.map(|f| f.as_str()),
+            refresh_without_offline_access: c.refresh_without_offline_access,
+            resources: to_json(&c.resources)?,
+            jwks: c.jwks.clone(),
+            jwks_uri: c.jwks_uri.clone(),
+            secret_enc: c.secret_enc.clone(),
+            introspection: c.introspection,
             created_at: c.created_at,
             updated_at: c.updated_at,
         })
@@ -248,6 +282,251 @@ impl TryFrom<SessionRow> for SessionRecord {
     }
 }
 
+// ---- interactions and consents ----
+
+pub(crate) const INSERT_INTERACTION: &str = "INSERT INTO interactions (id_hash, client_id, request, login_sid, consent, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const SELECT_INTERACTION: &str = "SELECT id_hash, client_id, request, login_sid, consent, created_at, expires_at FROM interactions WHERE id_hash = $1 AND expires_at > $2";
+pub(crate) const SET_INTERACTION_LOGIN: &str = "UPDATE interactions SET login_sid = $2 WHERE id_hash = $1";
+pub(crate) const SET_INTERACTION_CONSENT: &str = "UPDATE interactions SET consent = $2 WHERE id_hash = $1";
+pub(crate) const DELETE_INTERACTION: &str = "DELETE FROM interactions WHERE id_hash = $1";
+pub(crate) const SELECT_CONSENT: &str = "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2";
+pub(crate) const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InteractionRow {
+    id_hash: String,
+    client_id: String,
+    request: String,
+    login_sid: Option<String>,
+    consent: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<InteractionRow> for InteractionRecord {
+    type Error = StoreError;
+    fn try_from(r: InteractionRow) -> StoreResult<InteractionRecord> {
+        Ok(InteractionRecord {
+            request: from_json("request", &r.request)?,
+            id_hash: TokenHash::from_stored(r.id_hash),
+            client_id: r.client_id,
+            login_sid: r.login_sid,
+            consent: r.consent,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+// ---- grants, codes, tokens ----
+
+pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(crate) const INSERT_CODE: &str = "INSERT INTO authorization_codes (code_hash, grant_id, redirect_uri, code_challenge, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const CLAIM_CODE: &str = "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING grant_id, redirect_uri, code_challenge, nonce";
+pub(crate) const PEEK_CODE: &str = "SELECT grant_id, used_at FROM authorization_codes WHERE code_hash = $1";
+pub(crate) const SELECT_LIVE_GRANT: &str = "SELECT id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at FROM grants WHERE id = $1 AND revoked_at IS NULL";
+pub(crate) const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+pub(crate) const DELETE_GRANT_ACCESS: &str = "DELETE FROM access_tokens WHERE grant_id = $1";
+pub(crate) const DELETE_GRANT_REFRESH: &str = "DELETE FROM refresh_tokens WHERE grant_id = $1";
+/// An access token of a grant, stored only while the grant is live.
+pub(crate) const INSERT_GRANT_ACCESS: &str = "INSERT INTO access_tokens (token_hash, grant_id, client_id, scope, audience, created_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM grants WHERE id = $2 AND revoked_at IS NULL)";
+/// An access token without a grant (client credentials).
+pub(crate) const INSERT_CLIENT_ACCESS: &str = "INSERT INTO access_tokens (token_hash, grant_id, client_id, scope, audience, created_at, expires_at) VALUES ($1, NULL, $2, $3, $4, $5, $6)";
+pub(crate) const SELECT_ACCESS: &str = "SELECT g.id, g.client_id AS grant_client_id, g.user_id, g.scope AS grant_scope, g.claims, g.auth_time, g.acr, g.amr, g.sid, g.created_at AS grant_created_at, g.expires_at AS grant_expires_at, a.client_id, a.scope, a.audience, a.created_at, a.expires_at FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id WHERE a.token_hash = $1 AND a.expires_at > $2 AND (a.grant_id IS NULL OR g.revoked_at IS NULL)";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GrantRow {
+    id: String,
+    client_id: String,
+    user_id: Option<String>,
+    scope: String,
+    claims: Option<String>,
+    auth_time: Option<i64>,
+    acr: Option<String>,
+    amr: Option<String>,
+    sid: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<GrantRow> for GrantRecord {
+    type Error = StoreError;
+    fn try_from(r: GrantRow) -> StoreResult<GrantRecord> {
+        Ok(GrantRecord {
+            amr: match r.amr {
+                Some(a) => from_json("amr", &a)?,
+                None => Vec::new(),
+            },
+            id: r.id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            scope: r.scope,
+            claims: r.claims,
+            auth_time: r.auth_time,
+            acr: r.acr,
+            sid: r.sid,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedCodeRow {
+    pub grant_id: String,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccessRow {
+    id: Option<String>,
+    grant_client_id: Option<String>,
+    user_id: Option<String>,
+    grant_scope: Option<String>,
+    claims: Option<String>,
+    auth_time: Option<i64>,
+    acr: Option<String>,
+    amr: Option<String>,
+    sid: Option<String>,
+    grant_created_at: Option<i64>,
+    grant_expires_at: Option<i64>,
+    client_id: String,
+    scope: String,
+    audience: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<AccessRow> for AccessTokenView {
+    type Error = StoreError;
+    fn try_from(r: AccessRow) -> StoreResult<AccessTokenView> {
+        let grant = match (r.id, r.grant_client_id, r.grant_scope, r.grant_created_at, r.grant_expires_at) {
+            (Some(id), Some(client_id), Some(scope), Some(created_at), Some(expires_at)) => Some(
+                GrantRow {
+                    id,
+                    client_id,
+                    user_id: r.user_id,
+                    scope,
+                    claims: r.claims,
+                    auth_time: r.auth_time,
+                    acr: r.acr,
+                    amr: r.amr,
+                    sid: r.sid,
+                    created_at,
+                    expires_at,
+                }
+                .try_into()?,
+            ),
+            _ => None,
+        };
+        Ok(AccessTokenView {
+            grant,
+            client_id: r.client_id,
+            scope: r.scope,
+            audience: r.audience,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+/// Store an access token: bound to its grant (only while the grant is live) or standalone.
+pub(crate) fn access_insert<'q, DB: sqlx::Database>(
+    t: &'q crate::AccessTokenRecord,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    match &t.grant_id {
+        Some(g) => sqlx::query(INSERT_GRANT_ACCESS)
+            .bind(t.token_hash.as_str())
+            .bind(g.as_str())
+            .bind(t.client_id.as_str())
+            .bind(t.scope.as_str())
+            .bind(t.audience.as_deref())
+            .bind(t.created_at)
+            .bind(t.expires_at),
+        None => sqlx::query(INSERT_CLIENT_ACCESS)
+            .bind(t.token_hash.as_str())
+            .bind(t.client_id.as_str())
+            .bind(t.scope.as_str())
+            .bind(t.audience.as_deref())
+            .bind(t.created_at)
+            .bind(t.expires_at),
+    }
+}
+
+// ---- refresh tokens, revocation, housekeeping ----
+
+pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = $2 AND revoked_at IS NULL)";
+pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING grant_id, scope";
+pub(crate) const PEEK_REFRESH: &str = "SELECT grant_id, used_at FROM refresh_tokens WHERE token_hash = $1";
+pub(crate) const SELECT_REFRESH: &str =
+    "SELECT grant_id, scope, created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1";
+pub(crate) const SELECT_GRANT_ANY: &str = "SELECT id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at, revoked_at FROM grants WHERE id = $1";
+pub(crate) const DELETE_ACCESS: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
+pub(crate) const INSERT_REVOKED_JTI: &str =
+    "INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
+pub(crate) const SELECT_REVOKED_JTI: &str = "SELECT COUNT(*) FROM revoked_jtis WHERE jti = $1";
+pub(crate) const INSERT_ASSERTION_JTI: &str = "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING";
+pub(crate) const USER_GRANTS: &str = "SELECT id FROM grants WHERE user_id = $1 AND revoked_at IS NULL";
+pub(crate) const USER_CLIENT_GRANTS: &str =
+    "SELECT id FROM grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL";
+pub(crate) const DELETE_USER_SESSIONS_RETURNING: &str = "DELETE FROM sessions WHERE user_id = $1 RETURNING id_hash, sid, user_id, auth_time, acr, amr, created_at, expires_at";
+pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+
+/// Housekeeping statements: each deletes at most `$2` expired rows.
+pub(crate) const PURGES: &[&str] = &[
+    "DELETE FROM authorization_codes WHERE code_hash IN (SELECT code_hash FROM authorization_codes WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM interactions WHERE id_hash IN (SELECT id_hash FROM interactions WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM revoked_jtis WHERE jti IN (SELECT jti FROM revoked_jtis WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM assertion_jtis WHERE (client_id, jti) IN (SELECT client_id, jti FROM assertion_jtis WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)",
+];
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GrantAnyRow {
+    #[sqlx(flatten)]
+    pub grant: GrantRow,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshRow {
+    pub grant_id: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// Store what a grant step produced, inside its transaction.
+macro_rules! store_tokens_in {
+    ($tx:expr, $t:expr) => {{
+        if let Some(a) = &$t.access {
+            $crate::sql::access_insert(a).execute(&mut *$tx).await?;
+        }
+        if let Some(r) = &$t.refresh {
+            sqlx::query($crate::sql::INSERT_REFRESH)
+                .bind(r.token_hash.as_str())
+                .bind(&r.grant_id)
+                .bind(&r.scope)
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use store_tokens_in;
+
 /// The store traits for one backend. `$ty` has a `pool` field and the inherent methods
 /// `begin()` (a write transaction) and `lock_keys(&mut tx)` (serialise key creation).
 macro_rules! impl_store {
@@ -268,6 +547,13 @@ macro_rules! impl_store {
                     .bind(b.skip_consent)
                     .bind(b.require_pkce)
                     .bind(b.alg)
+                    .bind(b.access_token_format)
+                    .bind(b.refresh_without_offline_access)
+                    .bind(b.resources)
+                    .bind(b.jwks)
+                    .bind(b.jwks_uri)
+                    .bind(b.secret_enc)
+                    .bind(b.introspection)
                     .bind(b.created_at)
                     .bind(b.updated_at)
                     .execute(&self.pool)
@@ -305,6 +591,13 @@ macro_rules! impl_store {
                     .bind(b.skip_consent)
                     .bind(b.require_pkce)
                     .bind(b.alg)
+                    .bind(b.access_token_format)
+                    .bind(b.refresh_without_offline_access)
+                    .bind(b.resources)
+                    .bind(b.jwks)
+                    .bind(b.jwks_uri)
+                    .bind(b.secret_enc)
+                    .bind(b.introspection)
                     .bind(b.updated_at)
                     .execute(&self.pool)
                     .await?;
@@ -531,6 +824,407 @@ macro_rules! impl_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(TryInto::try_into).transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::FlowStore for $ty {
+            async fn create_interaction(&self, i: &$crate::InteractionRecord) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_INTERACTION)
+                    .bind(i.id_hash.as_str())
+                    .bind(&i.client_id)
+                    .bind($crate::sql::to_json(&i.request)?)
+                    .bind(&i.login_sid)
+                    .bind(&i.consent)
+                    .bind(i.created_at)
+                    .bind(i.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_interaction(
+                &self,
+                id_hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<Option<$crate::InteractionRecord>> {
+                let row: Option<$crate::sql::InteractionRow> = sqlx::query_as($crate::sql::SELECT_INTERACTION)
+                    .bind(id_hash.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn set_interaction_login(
+                &self,
+                id_hash: &latchkey_core::TokenHash,
+                sid: &str,
+            ) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::SET_INTERACTION_LOGIN)
+                    .bind(id_hash.as_str())
+                    .bind(sid)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_interaction_consent(
+                &self,
+                id_hash: &latchkey_core::TokenHash,
+                decision: &str,
+            ) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::SET_INTERACTION_CONSENT)
+                    .bind(id_hash.as_str())
+                    .bind(decision)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn take_interaction(&self, id_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::DELETE_INTERACTION).bind(id_hash.as_str()).execute(&self.pool).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn get_consent(&self, user_id: &str, client_id: &str) -> $crate::StoreResult<Option<Vec<String>>> {
+                let row: Option<(String,)> = sqlx::query_as($crate::sql::SELECT_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(s,)| $crate::sql::from_json("consents.scopes", &s)).transpose()
+            }
+
+            async fn put_consent(
+                &self,
+                user_id: &str,
+                client_id: &str,
+                scopes: &[String],
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::UPSERT_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind($crate::sql::to_json(scopes)?)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::GrantStore for $ty {
+            async fn issue_code(&self, g: &$crate::GrantRecord, c: &$crate::CodeRecord) -> $crate::StoreResult<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query($crate::sql::INSERT_GRANT)
+                    .bind(&g.id)
+                    .bind(&g.client_id)
+                    .bind(&g.user_id)
+                    .bind(&g.scope)
+                    .bind(&g.claims)
+                    .bind(g.auth_time)
+                    .bind(&g.acr)
+                    .bind($crate::sql::to_json(&g.amr)?)
+                    .bind(&g.sid)
+                    .bind(g.created_at)
+                    .bind(g.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::sql::INSERT_CODE)
+                    .bind(c.code_hash.as_str())
+                    .bind(&c.grant_id)
+                    .bind(&c.redirect_uri)
+                    .bind(&c.code_challenge)
+                    .bind(&c.nonce)
+                    .bind(c.created_at)
+                    .bind(c.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn redeem_code(
+                &self,
+                code_hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+                decide: &$crate::CodeDecision<'_>,
+            ) -> $crate::StoreResult<$crate::Redemption> {
+                let mut tx = self.begin().await?;
+                // RFC 6749 §4.1.2: single use, decided by one conditional UPDATE.
+                let claimed: Option<$crate::sql::ClaimedCodeRow> = sqlx::query_as($crate::sql::CLAIM_CODE)
+                    .bind(code_hash.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match claimed {
+                    Some(c) => {
+                        let grant: Option<$crate::sql::GrantRow> = sqlx::query_as($crate::sql::SELECT_LIVE_GRANT)
+                            .bind(&c.grant_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match grant {
+                            Some(g) => {
+                                let redeemed = $crate::RedeemedCode {
+                                    grant: g.try_into()?,
+                                    redirect_uri: c.redirect_uri,
+                                    code_challenge: c.code_challenge,
+                                    nonce: c.nonce,
+                                };
+                                match decide(&redeemed) {
+                                    Ok(t) => {
+                                        $crate::sql::store_tokens_in!(tx, t);
+                                        $crate::Redemption::Redeemed(Box::new(redeemed))
+                                    }
+                                    Err(e) => $crate::Redemption::Refused(e),
+                                }
+                            }
+                            None => $crate::Redemption::Unknown,
+                        }
+                    }
+                    None => {
+                        let peek: Option<(String, Option<i64>)> = sqlx::query_as($crate::sql::PEEK_CODE)
+                            .bind(code_hash.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match peek {
+                            None => $crate::Redemption::Unknown,
+                            Some((grant_id, Some(_))) => {
+                                // RFC 6749 §4.1.2: a reused code revokes what it produced.
+                                sqlx::query($crate::sql::REVOKE_GRANT)
+                                    .bind(&grant_id)
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(&grant_id).execute(&mut *tx).await?;
+                                sqlx::query($crate::sql::DELETE_GRANT_REFRESH)
+                                    .bind(&grant_id)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                $crate::Redemption::Replayed { grant_id }
+                            }
+                            Some((_, None)) => $crate::Redemption::Expired,
+                        }
+                    }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn store_access_token(&self, t: &$crate::AccessTokenRecord) -> $crate::StoreResult<bool> {
+                let r = $crate::sql::access_insert(&t).execute(&self.pool).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn get_access_token(
+                &self,
+                token_hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<Option<$crate::AccessTokenView>> {
+                let row: Option<$crate::sql::AccessRow> = sqlx::query_as($crate::sql::SELECT_ACCESS)
+                    .bind(token_hash.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn revoke_grant(&self, grant_id: &str, now: latchkey_core::UnixTime) -> $crate::StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let r = sqlx::query($crate::sql::REVOKE_GRANT).bind(grant_id).bind(now).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(grant_id).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::DELETE_GRANT_REFRESH).bind(grant_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn store_tokens(&self, t: &$crate::TokensToStore) -> $crate::StoreResult<()> {
+                let mut tx = self.begin().await?;
+                $crate::sql::store_tokens_in!(tx, t);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh(
+                &self,
+                token_hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+                decide: &$crate::RefreshDecision<'_>,
+            ) -> $crate::StoreResult<$crate::Rotation> {
+                let mut tx = self.begin().await?;
+                let claimed: Option<(String, String)> = sqlx::query_as($crate::sql::CLAIM_REFRESH)
+                    .bind(token_hash.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match claimed {
+                    Some((grant_id, scope)) => {
+                        let grant: Option<$crate::sql::GrantRow> = sqlx::query_as($crate::sql::SELECT_LIVE_GRANT)
+                            .bind(&grant_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match grant {
+                            Some(g) => {
+                                let grant: $crate::GrantRecord = g.try_into()?;
+                                if grant.expires_at <= now {
+                                    $crate::Rotation::Expired
+                                } else {
+                                    match decide(&grant, &scope) {
+                                        Ok(t) => {
+                                            $crate::sql::store_tokens_in!(tx, t);
+                                            $crate::Rotation::Rotated { grant: Box::new(grant), scope }
+                                        }
+                                        Err(e) => $crate::Rotation::Refused(e),
+                                    }
+                                }
+                            }
+                            None => $crate::Rotation::Unknown,
+                        }
+                    }
+                    None => {
+                        let peek: Option<(String, Option<i64>)> = sqlx::query_as($crate::sql::PEEK_REFRESH)
+                            .bind(token_hash.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match peek {
+                            None => $crate::Rotation::Unknown,
+                            Some((grant_id, Some(_))) => {
+                                // RFC 9700 §4.14.2: a rotated refresh token presented again
+                                // revokes the whole family.
+                                sqlx::query($crate::sql::REVOKE_GRANT)
+                                    .bind(&grant_id)
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(&grant_id).execute(&mut *tx).await?;
+                                sqlx::query($crate::sql::DELETE_GRANT_REFRESH)
+                                    .bind(&grant_id)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                $crate::Rotation::Replayed { grant_id }
+                            }
+                            Some((_, None)) => $crate::Rotation::Expired,
+                        }
+                    }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn get_refresh_token(
+                &self,
+                token_hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<Option<$crate::RefreshTokenView>> {
+                let row: Option<$crate::sql::RefreshRow> = sqlx::query_as($crate::sql::SELECT_REFRESH)
+                    .bind(token_hash.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(r) = row else { return Ok(None) };
+                let g: Option<$crate::sql::GrantAnyRow> =
+                    sqlx::query_as($crate::sql::SELECT_GRANT_ANY).bind(&r.grant_id).fetch_optional(&self.pool).await?;
+                let Some(g) = g else { return Ok(None) };
+                let revoked = g.revoked_at.is_some();
+                let grant: $crate::GrantRecord = g.grant.try_into()?;
+                let active = r.used_at.is_none() && r.expires_at > now && !revoked && grant.expires_at > now;
+                Ok(Some($crate::RefreshTokenView {
+                    grant,
+                    scope: r.scope,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                    active,
+                }))
+            }
+
+            async fn get_live_grant(&self, grant_id: &str) -> $crate::StoreResult<Option<$crate::GrantRecord>> {
+                let row: Option<$crate::sql::GrantRow> =
+                    sqlx::query_as($crate::sql::SELECT_LIVE_GRANT).bind(grant_id).fetch_optional(&self.pool).await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn delete_access_token(&self, token_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::DELETE_ACCESS).bind(token_hash.as_str()).execute(&self.pool).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn revoke_jti(&self, jti: &str, expires_at: latchkey_core::UnixTime) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_REVOKED_JTI).bind(jti).bind(expires_at).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn is_jti_revoked(&self, jti: &str) -> $crate::StoreResult<bool> {
+                let (n,): (i64,) =
+                    sqlx::query_as($crate::sql::SELECT_REVOKED_JTI).bind(jti).fetch_one(&self.pool).await?;
+                Ok(n > 0)
+            }
+
+            async fn revoke_user_grants(
+                &self,
+                user_id: &str,
+                client_id: Option<&str>,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<u64> {
+                let mut tx = self.begin().await?;
+                let ids: Vec<(String,)> = match client_id {
+                    Some(c) => {
+                        sqlx::query_as($crate::sql::USER_CLIENT_GRANTS)
+                            .bind(user_id)
+                            .bind(c)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    None => sqlx::query_as($crate::sql::USER_GRANTS).bind(user_id).fetch_all(&mut *tx).await?,
+                };
+                for (id,) in &ids {
+                    sqlx::query($crate::sql::REVOKE_GRANT).bind(id).bind(now).execute(&mut *tx).await?;
+                    sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(id).execute(&mut *tx).await?;
+                    sqlx::query($crate::sql::DELETE_GRANT_REFRESH).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(ids.len() as u64)
+            }
+
+            async fn record_assertion_jti(
+                &self,
+                client_id: &str,
+                jti: &str,
+                expires_at: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::INSERT_ASSERTION_JTI)
+                    .bind(client_id)
+                    .bind(jti)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::MaintenanceStore for $ty {
+            async fn purge_expired(&self, now: latchkey_core::UnixTime, batch: i64) -> $crate::StoreResult<u64> {
+                let mut total = 0;
+                for sql in $crate::sql::PURGES {
+                    let r = sqlx::query(*sql).bind(now).bind(batch).execute(&self.pool).await?;
+                    total += r.rows_affected();
+                }
+                Ok(total)
+            }
+
+            async fn delete_user_sessions(&self, user_id: &str) -> $crate::StoreResult<Vec<$crate::SessionRecord>> {
+                let rows: Vec<$crate::sql::SessionRow> = sqlx::query_as($crate::sql::DELETE_USER_SESSIONS_RETURNING)
+                    .bind(user_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn delete_consent(&self, user_id: &str, client_id: &str) -> $crate::StoreResult<bool> {
+                let r =
+                    sqlx::query($crate::sql::DELETE_CONSENT).bind(user_id).bind(client_id).execute(&self.pool).await?;
+                Ok(r.rows_affected() == 1)
             }
         }
 

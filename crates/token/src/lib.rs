@@ -1,13 +1,48 @@
-//! (filled by issue "Sign in end to end")
+//! The token endpoint (RFC 6749 §3.2, OIDC Core §3.1.3) and UserInfo (OIDC Core §5.3).
+
+mod access;
+mod authorization_code;
+mod client_credentials;
+mod id_token;
+mod introspect;
+mod refresh;
+mod revoke;
+mod token;
+mod userinfo;
 
 use axum::Router;
+use axum::routing::{get, post};
 use latchkey_core::Settings;
 use latchkey_web::{AppState, Capabilities};
 
+pub const TOKEN_PATH: &str = "/token";
+pub const USERINFO_PATH: &str = "/userinfo";
+pub const REVOKE_PATH: &str = "/revoke";
+pub const INTROSPECT_PATH: &str = "/introspect";
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(TOKEN_PATH, post(token::post_token).get(token::wrong_method))
+        .route(USERINFO_PATH, get(userinfo::get_userinfo).post(userinfo::post_userinfo))
+        .route(REVOKE_PATH, post(revoke::post_revoke))
+        .route(INTROSPECT_PATH, post(introspect::post_introspect))
 }
 
-pub fn capabilities(_settings: &Settings) -> Capabilities {
+pub fn capabilities(settings: &Settings) -> Capabilities {
+    let methods = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"];
+    let assertion_algs = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
     Capabilities::new()
+        .set("token_endpoint", settings.endpoint(TOKEN_PATH))
+        .set("userinfo_endpoint", settings.endpoint(USERINFO_PATH))
+        .set("revocation_endpoint", settings.endpoint(REVOKE_PATH))
+        .set("introspection_endpoint", settings.endpoint(INTROSPECT_PATH))
+        .add("grant_types_supported", ["authorization_code", "refresh_token", "client_credentials"])
+        .add("token_endpoint_auth_methods_supported", methods.into_iter().chain(["none"]))
+        .add("token_endpoint_auth_signing_alg_values_supported", assertion_algs)
+        .add("revocation_endpoint_auth_methods_supported", methods)
+        .add("revocation_endpoint_auth_signing_alg_values_supported", assertion_algs)
+        .add("introspection_endpoint_auth_methods_supported", methods)
+        .add("introspection_endpoint_auth_signing_alg_values_supported", assertion_algs)
+        .add("scopes_supported", ["offline_access"])
+        .add("claim_types_supported", ["normal"])
 }

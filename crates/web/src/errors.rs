@@ -121,3 +121,49 @@ pub fn html<T: Template>(status: StatusCode, t: &T) -> Response {
         }
     }
 }
+
+/// RFC 6750 §3: a protected-resource error with `WWW-Authenticate: Bearer …`. Without a code
+/// (no credentials were sent) only the realm is given (§3.1).
+pub struct Bearer {
+    pub error: Option<OAuthError>,
+    pub realm: String,
+    /// For `insufficient_scope`, the scope needed.
+    pub scope: Option<&'static str>,
+}
+
+impl Bearer {
+    pub fn missing(realm: &str) -> Self {
+        Self { error: None, realm: realm.to_owned(), scope: None }
+    }
+    pub fn error(realm: &str, e: OAuthError) -> Self {
+        Self { error: Some(e), realm: realm.to_owned(), scope: None }
+    }
+}
+
+impl IntoResponse for Bearer {
+    fn into_response(self) -> Response {
+        let realm = self.realm.replace(['"', '\\'], "");
+        let (status, challenge, body) = match &self.error {
+            None => (StatusCode::UNAUTHORIZED, format!("Bearer realm=\"{realm}\""), serde_json::json!({})),
+            Some(e) => {
+                log_error(e);
+                let mut c = format!(
+                    "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+                    e.code.as_str(),
+                    e.description()
+                );
+                if let Some(s) = self.scope {
+                    c.push_str(&format!(", scope=\"{s}\""));
+                }
+                let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, c, serde_json::json!({"error": e.code.as_str(), "error_description": e.description()}))
+            }
+        };
+        let mut r = (status, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+}

@@ -3,14 +3,20 @@
 //! capability records that discovery is assembled from.
 
 pub mod capabilities;
+pub mod client_auth;
+pub mod cookies;
 pub mod errors;
+pub mod fetch;
 pub mod headers;
+pub mod interaction;
 pub mod params;
 pub mod passwords;
+pub mod redirect;
 pub mod state;
 
 pub use capabilities::Capabilities;
 pub use errors::{BackChannel, ErrorPage};
 pub use params::{FormParams, ParamError, Params, QueryParams};
 pub use passwords::Passwords;
+pub use redirect::{CheckedRedirectUri, VerifiedRedirect};
 pub use state::{AppState, AppStateInner};

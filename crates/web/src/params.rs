@@ -48,10 +48,21 @@ pub struct Params(BTreeMap<String, String>);
 
 impl Params {
     pub fn parse(raw: &[u8]) -> Result<Self, ParamError> {
+        let (p, dups) = Self::parse_keeping_first(raw)?;
+        match dups.into_iter().next() {
+            Some(k) => Err(ParamError::Duplicate(k)),
+            None => Ok(p),
+        }
+    }
+
+    /// Like [`Params::parse`], but a repeated key keeps its first value and is reported, so an
+    /// endpoint can still identify the client before refusing the request.
+    pub fn parse_keeping_first(raw: &[u8]) -> Result<(Self, Vec<String>), ParamError> {
         if raw.len() > MAX_PARAMS_BYTES {
             return Err(ParamError::TooLarge);
         }
         let mut map = BTreeMap::new();
+        let mut dups = Vec::new();
         let mut count = 0usize;
         for piece in raw.split(|b| *b == b'&') {
             if piece.is_empty() {
@@ -68,11 +79,14 @@ impl Params {
             let k = decode(k)?;
             let v = decode(v)?;
             if map.contains_key(&k) {
-                return Err(ParamError::Duplicate(k));
+                if !dups.contains(&k) {
+                    dups.push(k);
+                }
+                continue;
             }
             map.insert(k, v);
         }
-        Ok(Self(map))
+        Ok((Self(map), dups))
     }
 
     /// The value, or None when absent or empty.
@@ -171,6 +185,36 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
 
 fn parse_body(b: &Bytes) -> Result<Params, ParamError> {
     Params::parse(b)
+}
+
+/// The raw body of an application/x-www-form-urlencoded POST, for endpoints that parse it
+/// themselves (e.g. with [`Params::parse_keeping_first`]).
+pub struct RawForm {
+    pub body: Result<Bytes, ParamError>,
+    pub headers: http::HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawForm {
+    type Rejection = std::convert::Infallible;
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let ok_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let body = if !ok_type {
+            Err(ParamError::WrongContentType)
+        } else {
+            match axum::body::to_bytes(body, MAX_PARAMS_BYTES + 1).await {
+                Ok(b) if b.len() > MAX_PARAMS_BYTES => Err(ParamError::TooLarge),
+                Ok(b) => Ok(b),
+                Err(_) => Err(ParamError::TooLarge),
+            }
+        };
+        Ok(Self { body, headers: parts.headers })
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The state every handler receives.
 
 use latchkey_core::{Clock, Settings, UnixTime};
-use latchkey_signer::KeyRing;
+use latchkey_signer::{KeyRing, MasterKey};
 use latchkey_storage::Store;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -14,6 +14,10 @@ pub struct AppStateInner {
     pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     pub passwords: Passwords,
+    /// Decrypts client_secret_jwt secrets.
+    pub master: MasterKey,
+    /// Fetched `jwks_uri` documents.
+    pub jwks_cache: crate::client_auth::JwksCache,
 }
 
 /// Cheap to clone; a local newtype so extractors can be implemented for it.

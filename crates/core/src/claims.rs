@@ -1,0 +1,215 @@
+//! Which claims a relying party gets: by scope (OIDC Core §5.4) and by the `claims` request
+//! parameter (OIDC Core §5.5), for the ID token or UserInfo.
+
+use serde_json::{Map, Value};
+
+use crate::model::User;
+use crate::scope::Scope;
+
+/// The `claims` request parameter, parsed: for each target, the requested claim names with
+/// their (optional) requirements.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimsRequest {
+    pub userinfo: Map<String, Value>,
+    pub id_token: Map<String, Value>,
+}
+
+impl ClaimsRequest {
+    /// OIDC Core §5.5: a JSON object with optional `userinfo` and `id_token` members, each an
+    /// object whose members are claim names mapped to `null` or an object with `essential`
+    /// (boolean), `value` or `values` (array).
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let v: Value = serde_json::from_str(s).map_err(|_| "claims is not valid JSON")?;
+        let Value::Object(top) = v else { return Err("claims must be a JSON object") };
+        let mut out = ClaimsRequest::default();
+        for (k, v) in top {
+            let target = match k.as_str() {
+                "userinfo" => &mut out.userinfo,
+                "id_token" => &mut out.id_token,
+                _ => continue, // other members are ignored (OIDC Core §5.5)
+            };
+            let Value::Object(members) = v else { return Err("claims members must be JSON objects") };
+            for (name, req) in members {
+                match &req {
+                    Value::Null => {}
+                    Value::Object(o) => {
+                        if o.get("essential").is_some_and(|e| !e.is_boolean()) {
+                            return Err("essential must be a boolean");
+                        }
+                        if o.get("values").is_some_and(|e| !e.is_array()) {
+                            return Err("values must be an array");
+                        }
+                    }
+                    _ => return Err("a requested claim must be null or an object"),
+                }
+                target.insert(name, req);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        if !self.userinfo.is_empty() {
+            m.insert("userinfo".into(), Value::Object(self.userinfo.clone()));
+        }
+        if !self.id_token.is_empty() {
+            m.insert("id_token".into(), Value::Object(self.id_token.clone()));
+        }
+        Value::Object(m)
+    }
+
+    pub fn from_json(v: &Value) -> Self {
+        let get = |k: &str| v.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
+        Self { userinfo: get("userinfo"), id_token: get("id_token") }
+    }
+
+    /// Every claim name requested anywhere (for the consent page).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.userinfo.keys().chain(self.id_token.keys()).map(String::as_str)
+    }
+}
+
+pub const PROFILE_CLAIMS: &[&str] = &[
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+];
+
+/// OIDC Core §5.4: the claims a scope value requests.
+pub fn claims_for_scope(scope: &str) -> &'static [&'static str] {
+    match scope {
+        "profile" => PROFILE_CLAIMS,
+        "email" => &["email", "email_verified"],
+        "address" => &["address"],
+        "phone" => &["phone_number", "phone_number_verified"],
+        _ => &[],
+    }
+}
+
+/// Every claim Latchkey can release (discovery's `claims_supported`).
+pub fn supported_claims() -> Vec<&'static str> {
+    let mut v = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash"];
+    for s in ["profile", "email", "address", "phone"] {
+        v.extend_from_slice(claims_for_scope(s));
+    }
+    v
+}
+
+/// A user's value for a claim, if they have one.
+pub fn user_claim(user: &User, name: &str) -> Option<Value> {
+    match name {
+        "sub" => Some(Value::String(user.id.clone())),
+        "email" => user.email.clone().map(Value::String),
+        "email_verified" => user.email.as_ref().map(|_| Value::Bool(user.email_verified)),
+        "name" => user.name.clone().map(Value::String),
+        "preferred_username" => {
+            Some(user.claims.get("preferred_username").cloned().unwrap_or_else(|| Value::String(user.username.clone())))
+        }
+        "updated_at" => Some(user.claims.get("updated_at").cloned().unwrap_or(Value::from(user.updated_at))),
+        other => user.claims.get(other).cloned(),
+    }
+}
+
+/// User claims for one target: everything the granted scopes cover (when `include_scope_claims`)
+/// plus everything the `claims` request names for this target, that the user has.
+pub fn select(
+    user: &User,
+    scope: &Scope,
+    requested: &Map<String, Value>,
+    include_scope_claims: bool,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    if include_scope_claims {
+        for s in scope.iter() {
+            for name in claims_for_scope(s) {
+                if let Some(v) = user_claim(user, name) {
+                    out.insert((*name).to_owned(), v);
+                }
+            }
+        }
+    }
+    for name in requested.keys() {
+        if !supported_claims().contains(&name.as_str()) || is_protocol_claim(name) {
+            continue;
+        }
+        // OIDC Core §5.5.1: `value`/`values` express a preference; the user's real value is
+        // released either way (it is never replaced by the requested one).
+        if let Some(v) = user_claim(user, name) {
+            out.insert(name.clone(), v);
+        }
+    }
+    out
+}
+
+/// Claims the server sets itself in tokens; never taken from the user record.
+fn is_protocol_claim(name: &str) -> bool {
+    matches!(
+        name,
+        "sub" | "iss" | "aud" | "exp" | "iat" | "auth_time" | "nonce" | "acr" | "amr" | "azp" | "sid" | "at_hash"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user() -> User {
+        User {
+            id: "u1".into(),
+            username: "ada".into(),
+            password_hash: String::new(),
+            email: Some("ada@example.com".into()),
+            email_verified: true,
+            name: Some("Ada".into()),
+            claims: json!({"given_name": "Ada", "address": {"country": "UK"}}).as_object().unwrap().clone(),
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn claims_parameter_is_validated() {
+        assert!(ClaimsRequest::parse("not json").is_err());
+        assert!(ClaimsRequest::parse("[]").is_err());
+        assert!(ClaimsRequest::parse(r#"{"userinfo": 5}"#).is_err());
+        assert!(ClaimsRequest::parse(r#"{"id_token": {"email": {"essential": "yes"}}}"#).is_err());
+        let c = ClaimsRequest::parse(r#"{"id_token": {"email": {"essential": true}}, "userinfo": {"name": null}}"#)
+            .unwrap();
+        assert!(c.id_token.contains_key("email"));
+        assert!(c.userinfo.contains_key("name"));
+    }
+
+    #[test]
+    fn scopes_select_their_claims_only() {
+        let u = user();
+        let email_only = select(&u, &Scope::parse("openid email").unwrap(), &Map::new(), true);
+        assert_eq!(email_only.get("email"), Some(&json!("ada@example.com")));
+        assert_eq!(email_only.get("email_verified"), Some(&json!(true)));
+        assert!(email_only.get("name").is_none());
+        let none = select(&u, &Scope::parse("openid email").unwrap(), &Map::new(), false);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn claims_request_adds_individual_claims_but_never_protocol_ones() {
+        let u = user();
+        let req = json!({"given_name": null, "sub": {"value": "evil"}, "address": {"essential": true}});
+        let out = select(&u, &Scope::parse("openid").unwrap(), req.as_object().unwrap(), false);
+        assert_eq!(out.get("given_name"), Some(&json!("Ada")));
+        assert_eq!(out.get("address"), Some(&json!({"country": "UK"})));
+        assert!(out.get("sub").is_none());
+    }
+}

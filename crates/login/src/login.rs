@@ -1,0 +1,113 @@
+//! `GET /login` shows the form; `POST /login` checks the password (argon2id, off the runtime,
+//! bounded), starts a new session (a new id every time: no fixation) and resumes the request.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use latchkey_core::SecretToken;
+use latchkey_storage::SessionRecord;
+use latchkey_web::cookies::{self, csrf_ok, csrf_token, session_cookie_name, set_cookie};
+use latchkey_web::errors::html;
+use latchkey_web::params::FormParams;
+use latchkey_web::{AppState, ErrorPage};
+use std::collections::HashMap;
+
+use crate::common::{self, LANG};
+use crate::views::LoginView;
+
+const BAD_LOGIN: &str = "The username or password is incorrect.";
+
+pub async fn show(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match common::load(&state, q.get("interaction").map(String::as_str)).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (csrf, set) = csrf_token(&state.settings, &headers);
+    let hint = p.record.request.login_hint.clone().unwrap_or_default();
+    let view = LoginView {
+        lang: LANG,
+        client_name: &p.client.name,
+        interaction: &p.raw,
+        csrf: &csrf,
+        username: &hint,
+        error: None,
+    };
+    common::with_cookie(html(StatusCode::OK, &view), set)
+}
+
+pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response {
+    let params = match form.params {
+        Ok(p) => p,
+        Err(e) => return ErrorPage::new(latchkey_core::OAuthError::invalid_request(e.describe())).into_response(),
+    };
+    let p = match common::load(&state, params.get("interaction")).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&state.settings, &form.headers, params.get("csrf")) {
+        return common::csrf_failed();
+    }
+    let username = params.get("username").unwrap_or("").chars().take(255).collect::<String>();
+    let password = params.get("password").unwrap_or("").to_owned();
+
+    let user = match state.store.get_user_by_username(&username).await {
+        Ok(u) => u,
+        Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
+    };
+    // An unknown user is checked against a dummy hash: both failures cost the same.
+    let ok =
+        !password.is_empty() && state.passwords.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            tracing::info!(client_id = %p.client.client_id, "login failed");
+            let (csrf, set) = csrf_token(&state.settings, &form.headers);
+            let view = LoginView {
+                lang: LANG,
+                client_name: &p.client.name,
+                interaction: &p.raw,
+                csrf: &csrf,
+                username: &username,
+                error: Some(BAD_LOGIN),
+            };
+            return common::with_cookie(html(StatusCode::OK, &view), set);
+        }
+    };
+
+    // A fresh session; the previous one (if any) ends.
+    let cookie_name = session_cookie_name(&state.settings);
+    if let Some(old) = cookies::read_cookie(&form.headers, &cookie_name) {
+        let _ = state.store.delete_session(&SecretToken::from_presented(&old).hash()).await;
+    }
+    let now = state.now();
+    let token = SecretToken::generate();
+    let session = SessionRecord {
+        id_hash: token.hash(),
+        sid: SecretToken::generate().expose().chars().take(22).collect(),
+        user_id: user.id.clone(),
+        auth_time: now,
+        acr: Some("0".into()),
+        amr: vec!["pwd".into()],
+        created_at: now,
+        expires_at: now + state.settings.lifetimes.session,
+    };
+    if let Err(e) = state.store.create_session(&session).await {
+        return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response();
+    }
+    match state.store.set_interaction_login(&p.record.id_hash, &session.sid).await {
+        Ok(true) => {}
+        Ok(false) => return common::csrf_failed(),
+        Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
+    }
+    tracing::info!(client_id = %p.client.client_id, "login succeeded");
+    let mut r = common::resume(&p.raw);
+    let c = set_cookie(&state.settings, &cookie_name, token.expose(), state.settings.lifetimes.session);
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}

@@ -1,0 +1,125 @@
+//! Token introspection (RFC 7662): `POST /introspect`, client-authenticated. Inactive tokens
+//! answer `{"active": false}` and nothing else.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use latchkey_core::model::Client;
+use latchkey_core::{OAuthError, SecretToken};
+use latchkey_web::errors::no_store_json;
+use latchkey_web::params::FormParams;
+use latchkey_web::{AppState, BackChannel, client_auth};
+use serde_json::{Map, Value, json};
+
+use crate::access;
+
+pub async fn post_introspect(State(state): State<AppState>, form: FormParams) -> Response {
+    let basic_attempted = form.headers.contains_key(http::header::AUTHORIZATION);
+    let params = match form.params {
+        Ok(p) => p,
+        Err(e) => {
+            return BackChannel { error: OAuthError::invalid_request(e.describe()), basic_attempted }.into_response();
+        }
+    };
+    let client = match client_auth::authenticate(&state, &form.headers, &params, crate::INTROSPECT_PATH).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Some(token) = params.get("token") else {
+        return BackChannel::new(OAuthError::invalid_request("token is required")).into_response();
+    };
+    let refresh_first = params.get("token_type_hint") == Some("refresh_token");
+    let found = if refresh_first {
+        match refresh_info(&state, token).await {
+            Ok(None) => access_info(&state, token).await,
+            other => other,
+        }
+    } else {
+        match access_info(&state, token).await {
+            Ok(None) => refresh_info(&state, token).await,
+            other => other,
+        }
+    };
+    match found {
+        Ok(Some(info)) if may_see(&client, &info) => no_store_json(StatusCode::OK, Value::Object(info.body)),
+        Ok(_) => no_store_json(StatusCode::OK, json!({"active": false})),
+        Err(e) => BackChannel::new(OAuthError::server_error(e)).into_response(),
+    }
+}
+
+struct Info {
+    client_id: String,
+    audience: Option<String>,
+    body: Map<String, Value>,
+}
+
+/// A client sees tokens issued to it or meant for it; resource servers registered with
+/// `--introspection` see any token. Everyone else learns only `active: false`.
+fn may_see(client: &Client, info: &Info) -> bool {
+    client.introspection
+        || info.client_id == client.client_id
+        || info.audience.as_deref() == Some(client.client_id.as_str())
+}
+
+async fn username_of(state: &AppState, user_id: Option<&str>) -> Result<Option<String>, latchkey_storage::StoreError> {
+    match user_id {
+        Some(u) => Ok(state.store.get_user(u).await?.map(|u| u.username)),
+        None => Ok(None),
+    }
+}
+
+async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
+    let Some(v) = access::validate(state, token).await? else { return Ok(None) };
+    let mut body = Map::new();
+    body.insert("active".into(), json!(true));
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("client_id".into(), json!(v.client_id));
+    body.insert("iss".into(), json!(state.settings.issuer));
+    body.insert("exp".into(), json!(v.exp));
+    body.insert("iat".into(), json!(v.iat));
+    if !v.scope.is_empty() {
+        body.insert("scope".into(), json!(v.scope));
+    }
+    if let Some(a) = &v.audience {
+        body.insert("aud".into(), json!(a));
+    }
+    match v.user_id() {
+        Some(u) => {
+            body.insert("sub".into(), json!(u));
+            if let Some(name) = username_of(state, Some(u)).await? {
+                body.insert("username".into(), json!(name));
+            }
+        }
+        None => {
+            body.insert("sub".into(), json!(v.client_id));
+        }
+    }
+    if let Some(j) = &v.jti {
+        body.insert("jti".into(), json!(j));
+    }
+    Ok(Some(Info { client_id: v.client_id, audience: v.audience, body }))
+}
+
+async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
+    let Some(v) = state.store.get_refresh_token(&SecretToken::from_presented(token).hash(), state.now()).await? else {
+        return Ok(None);
+    };
+    if !v.active {
+        return Ok(None);
+    }
+    let mut body = Map::new();
+    body.insert("active".into(), json!(true));
+    body.insert("token_type".into(), json!("refresh_token"));
+    body.insert("client_id".into(), json!(v.grant.client_id));
+    body.insert("iss".into(), json!(state.settings.issuer));
+    body.insert("exp".into(), json!(v.expires_at));
+    body.insert("iat".into(), json!(v.created_at));
+    body.insert("scope".into(), json!(v.scope));
+    if let Some(u) = v.grant.user_id.as_deref() {
+        body.insert("sub".into(), json!(u));
+        if let Some(name) = username_of(state, Some(u)).await? {
+            body.insert("username".into(), json!(name));
+        }
+    }
+    Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body }))
+}

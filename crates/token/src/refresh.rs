@@ -1,0 +1,107 @@
+//! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use and reuse detection
+//! (RFC 9700 §4.14.2), and the policy for issuing refresh tokens at all.
+
+use axum::response::Response;
+use http::StatusCode;
+use latchkey_core::model::{Client, GrantType};
+use latchkey_core::scope::Scope;
+use latchkey_core::{OAuthError, SecretToken, UnixTime};
+use latchkey_storage::{GrantRecord, RefreshTokenRecord, Rotation, TokensToStore};
+use latchkey_web::AppState;
+use latchkey_web::errors::no_store_json;
+use latchkey_web::params::Params;
+use serde_json::json;
+
+use crate::{access, id_token};
+
+/// Refresh tokens go only to clients registered for the grant, and only when the user granted
+/// `offline_access` (OIDC Core §11) or the client's policy allows refresh without it.
+pub fn issues_refresh(client: &Client, scope: &str) -> bool {
+    client.allows_grant(GrantType::RefreshToken)
+        && (client.refresh_without_offline_access || scope.split(' ').any(|s| s == "offline_access"))
+}
+
+/// A new refresh token of `grant`: idle lifetime from now, never past the grant's absolute end.
+pub fn record(
+    state: &AppState,
+    t: &SecretToken,
+    grant: &GrantRecord,
+    scope: &str,
+    now: UnixTime,
+) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: t.hash(),
+        grant_id: grant.id.clone(),
+        scope: scope.to_owned(),
+        created_at: now,
+        expires_at: (now + state.settings.lifetimes.refresh_token_idle).min(grant.expires_at),
+    }
+}
+
+pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<Response, OAuthError> {
+    let presented =
+        params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let asked = match params.get("scope") {
+        Some(s) => Some(Scope::parse(s).map_err(OAuthError::invalid_scope)?),
+        None => None,
+    };
+    let now = state.now();
+    let minted: std::sync::Mutex<Option<(access::Minted, SecretToken, String)>> = std::sync::Mutex::new(None);
+    let decide = |grant: &GrantRecord, refresh_scope: &str| -> Result<TokensToStore, OAuthError> {
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+        }
+        // RFC 6749 §6: the scope may narrow, never widen.
+        let original = Scope::parse(refresh_scope).unwrap_or_default();
+        let scope = match &asked {
+            Some(a) if !a.is_subset(&original) => {
+                return Err(OAuthError::invalid_scope("the requested scope exceeds the original grant"));
+            }
+            Some(a) => a.to_string(),
+            None => refresh_scope.to_owned(),
+        };
+        let audience = state.settings.default_audience().to_owned();
+        let at = access::mint(
+            state,
+            &access::Subject { client, grant: Some(grant), scope: &scope, audience: &audience },
+            now,
+        )?;
+        let next = SecretToken::generate();
+        // RFC 6749 §6: the new refresh token keeps the original scope.
+        let out =
+            TokensToStore { access: at.record.clone(), refresh: Some(record(state, &next, grant, refresh_scope, now)) };
+        if let Ok(mut m) = minted.lock() {
+            *m = Some((at, next, scope));
+        }
+        Ok(out)
+    };
+    let grant = match state.store.rotate_refresh(&SecretToken::from_presented(presented).hash(), now, &decide).await {
+        Ok(Rotation::Rotated { grant, .. }) => grant,
+        Ok(Rotation::Refused(e)) => return Err(e),
+        Ok(Rotation::Replayed { grant_id }) => {
+            tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, "refresh token reuse detected; the token family is revoked");
+            return Err(OAuthError::invalid_grant("the refresh token was already used"));
+        }
+        Ok(Rotation::Expired) => return Err(OAuthError::invalid_grant("the refresh token has expired")),
+        Ok(Rotation::Unknown) => return Err(OAuthError::invalid_grant("the refresh token is not valid")),
+        Err(e) => return Err(OAuthError::server_error(e)),
+    };
+    let Some((at, next, scope)) = minted.lock().ok().and_then(|mut m| m.take()) else {
+        return Err(OAuthError::server_error("rotated without minting"));
+    };
+    let mut body = json!({
+        "access_token": at.token,
+        "token_type": "Bearer",
+        "expires_in": at.expires_in,
+        "scope": scope,
+        "refresh_token": next.expose(),
+    });
+    // OIDC Core §12.2: an ID token on refresh keeps sub and auth_time and has no nonce.
+    if scope.split(' ').any(|s| s == "openid")
+        && let Some(o) = body.as_object_mut()
+    {
+        let token = id_token::issue(state, client, &grant, None, Some(&at.token), now).await?;
+        o.insert("id_token".into(), json!(token));
+    }
+    Ok(no_store_json(StatusCode::OK, body))
+}

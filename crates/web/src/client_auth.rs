@@ -1,0 +1,315 @@
+//! Client authentication at back-channel endpoints (RFC 6749 §2.3, OIDC Core §9, RFC 7523):
+//! `client_secret_basic` (credentials form-url-decoded, RFC 6749 §2.3.1), `client_secret_post`,
+//! `client_secret_jwt`, `private_key_jwt`, and `none` for public clients. A client must use the
+//! method it registered.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::HeaderMap;
+use josekit::jwk::{Jwk, JwkSet};
+use josekit::jws::{ES256, EdDSA, HS256, HS384, HS512, JwsVerifier, PS256, RS256};
+use latchkey_core::model::{Client, ClientAuthMethod};
+use latchkey_core::{OAuthError, SecretToken, UnixTime};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::errors::BackChannel;
+use crate::params::Params;
+use crate::state::AppState;
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+fn fail(basic: bool, why: impl Into<String>) -> BackChannel {
+    BackChannel {
+        error: OAuthError::invalid_client("client authentication failed").because(why.into()),
+        basic_attempted: basic,
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one Basic credential part.
+fn form_decode(s: &str) -> Option<String> {
+    Params::parse(format!("v={s}").as_bytes()).ok().map(|p| p.get("v").unwrap_or("").to_owned())
+}
+
+fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
+    let Some(v) = headers.get(http::header::AUTHORIZATION) else { return Ok(None) };
+    let v = v.to_str().map_err(|_| ())?;
+    let (scheme, rest) = v.split_once(' ').ok_or(())?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(());
+    }
+    let raw = STANDARD.decode(rest.trim()).map_err(|_| ())?;
+    let text = String::from_utf8(raw).map_err(|_| ())?;
+    let (id, secret) = text.split_once(':').ok_or(())?;
+    let id = form_decode(id).ok_or(())?;
+    let secret = form_decode(secret).ok_or(())?;
+    if id.is_empty() {
+        return Err(());
+    }
+    Ok(Some((id, secret)))
+}
+
+/// Authenticate the calling client at `endpoint_path`. Errors are `invalid_client` (401, with
+/// `WWW-Authenticate` when Basic was tried) or `invalid_request` for ambiguous requests.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    endpoint_path: &str,
+) -> Result<Client, BackChannel> {
+    let basic_attempted = headers.contains_key(http::header::AUTHORIZATION);
+    let basic = parse_basic(headers).map_err(|_| fail(basic_attempted, "malformed Authorization header"))?;
+    let post_id = params.get("client_id");
+    let post_secret = params.get("client_secret");
+    let assertion = params.get("client_assertion");
+    let assertion_type = params.get("client_assertion_type");
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+    let methods_used = [basic.is_some(), post_secret.is_some(), assertion.is_some()].iter().filter(|b| **b).count();
+    if methods_used > 1 {
+        return Err(BackChannel {
+            error: OAuthError::invalid_request("more than one client authentication method"),
+            basic_attempted,
+        });
+    }
+    if let Some(a) = assertion {
+        if assertion_type != Some(JWT_BEARER) {
+            return Err(BackChannel {
+                error: OAuthError::invalid_request("client_assertion_type must be jwt-bearer (RFC 7523)"),
+                basic_attempted,
+            });
+        }
+        return authenticate_assertion(state, a, post_id, endpoint_path).await;
+    }
+    let (client_id, method, secret) = match (&basic, post_id, post_secret) {
+        (Some((id, s)), pid, _) => {
+            if pid.is_some_and(|p| p != id) {
+                return Err(BackChannel {
+                    error: OAuthError::invalid_request("client_id does not match the Authorization header"),
+                    basic_attempted,
+                });
+            }
+            (id.as_str(), ClientAuthMethod::ClientSecretBasic, Some(s.as_str()))
+        }
+        (None, Some(id), Some(s)) => (id, ClientAuthMethod::ClientSecretPost, Some(s)),
+        (None, Some(id), None) => (id, ClientAuthMethod::None, None),
+        (None, None, _) => return Err(fail(basic_attempted, "no client identification")),
+    };
+    let client = load(state, client_id, basic_attempted).await?;
+    if client.auth_method != method {
+        return Err(fail(basic_attempted, "not the client's registered authentication method"));
+    }
+    if method.uses_secret() {
+        let (Some(presented), Some(stored)) = (secret, client.secret_hash.as_ref()) else {
+            return Err(fail(basic_attempted, "missing secret"));
+        };
+        if !stored.matches(&SecretToken::from_presented(presented).hash()) {
+            return Err(fail(basic_attempted, "wrong secret"));
+        }
+    }
+    Ok(client)
+}
+
+async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Client, BackChannel> {
+    state
+        .store
+        .get_client(client_id)
+        .await
+        .map_err(|e| BackChannel::new(OAuthError::server_error(e)))?
+        .ok_or_else(|| fail(basic, "unknown client"))
+}
+
+fn decode_part(part: Option<&str>) -> Option<serde_json::Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(part?).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// RFC 7523 §3: verify a client assertion and its claims; record its jti against replay.
+async fn authenticate_assertion(
+    state: &AppState,
+    assertion: &str,
+    post_id: Option<&str>,
+    endpoint_path: &str,
+) -> Result<Client, BackChannel> {
+    if assertion.len() > 8192 {
+        return Err(fail(false, "assertion too large"));
+    }
+    let mut parts = assertion.split('.');
+    let header = decode_part(parts.next()).ok_or_else(|| fail(false, "malformed assertion header"))?;
+    let unverified = decode_part(parts.next()).ok_or_else(|| fail(false, "malformed assertion payload"))?;
+    if header.contains_key("crit") {
+        return Err(fail(false, "unsupported crit header"));
+    }
+    let alg = header.get("alg").and_then(Value::as_str).ok_or_else(|| fail(false, "assertion has no alg"))?;
+    let iss = unverified.get("iss").and_then(Value::as_str).ok_or_else(|| fail(false, "assertion has no iss"))?;
+    if post_id.is_some_and(|p| p != iss) {
+        return Err(fail(false, "client_id does not match the assertion"));
+    }
+    let client = load(state, iss, false).await?;
+    // The registered method decides which algorithms may be used (no algorithm confusion).
+    let verifier: Box<dyn JwsVerifier> = match (client.auth_method, alg) {
+        (ClientAuthMethod::ClientSecretJwt, "HS256" | "HS384" | "HS512") => {
+            let enc = client.secret_enc.as_deref().ok_or_else(|| fail(false, "client has no stored secret"))?;
+            let secret = state
+                .master
+                .decrypt(enc, &format!("client_secret:{}", client.client_id))
+                .map_err(|_| fail(false, "client secret cannot be decrypted"))?;
+            let v: Result<Box<dyn JwsVerifier>, _> = match alg {
+                "HS256" => HS256.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                "HS384" => HS384.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                _ => HS512.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+            };
+            v.map_err(|e| fail(false, e.to_string()))?
+        }
+        (ClientAuthMethod::PrivateKeyJwt, "RS256" | "PS256" | "ES256" | "EdDSA") => {
+            let kid = header.get("kid").and_then(Value::as_str);
+            let jwk = client_key(state, &client, kid, alg).await?;
+            let v: Result<Box<dyn JwsVerifier>, _> = match alg {
+                "RS256" => RS256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                "PS256" => PS256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                "ES256" => ES256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                _ => EdDSA.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+            };
+            v.map_err(|e| fail(false, format!("client key unusable: {e}")))?
+        }
+        _ => return Err(fail(false, "assertion algorithm or method does not match the registration")),
+    };
+    let (payload, _) = josekit::jws::deserialize_compact(assertion, verifier.as_ref())
+        .map_err(|_| fail(false, "bad assertion signature"))?;
+    let claims: serde_json::Map<String, Value> = match serde_json::from_slice(&payload) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(fail(false, "assertion payload is not an object")),
+    };
+    check_claims(state, &client, &claims, endpoint_path)?;
+    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or_default();
+    let fresh = state
+        .store
+        .record_assertion_jti(&client.client_id, jti, exp)
+        .await
+        .map_err(|e| BackChannel::new(OAuthError::server_error(e)))?;
+    if !fresh {
+        return Err(fail(false, "client assertion replayed"));
+    }
+    Ok(client)
+}
+
+fn check_claims(
+    state: &AppState,
+    client: &Client,
+    claims: &serde_json::Map<String, Value>,
+    endpoint_path: &str,
+) -> Result<(), BackChannel> {
+    let now: UnixTime = state.now();
+    let s = |k: &str| claims.get(k).and_then(Value::as_str);
+    if s("iss") != Some(client.client_id.as_str()) || s("sub") != Some(client.client_id.as_str()) {
+        return Err(fail(false, "assertion iss and sub must be the client_id"));
+    }
+    // RFC 7523 §3: aud identifies the authorization server: the issuer or this endpoint's URL.
+    let endpoint = state.settings.endpoint(endpoint_path);
+    let token_endpoint = state.settings.endpoint("/token");
+    let ok_aud = |a: &str| a == state.settings.issuer || a == endpoint || a == token_endpoint;
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => ok_aud(a),
+        Some(Value::Array(v)) => v.iter().filter_map(Value::as_str).any(ok_aud),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(fail(false, "assertion audience is not this server"));
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| fail(false, "assertion has no exp"))?;
+    if exp <= now {
+        return Err(fail(false, "assertion expired"));
+    }
+    if exp - now > state.settings.client_auth.assertion_max_lifetime {
+        return Err(fail(false, "assertion lifetime too long"));
+    }
+    if claims.get("nbf").and_then(Value::as_i64).is_some_and(|n| n > now + 5) {
+        return Err(fail(false, "assertion not yet valid"));
+    }
+    if claims.get("iat").and_then(Value::as_i64).is_some_and(|i| i > now + 5) {
+        return Err(fail(false, "assertion issued in the future"));
+    }
+    match s("jti") {
+        Some(j) if !j.is_empty() && j.len() <= 256 => Ok(()),
+        _ => Err(fail(false, "assertion needs a jti")),
+    }
+}
+
+/// Fetched jwks_uri documents, by URL, with the time fetched.
+#[derive(Default)]
+pub struct JwksCache(RwLock<HashMap<String, (UnixTime, Arc<JwkSet>)>>);
+
+async fn client_key(state: &AppState, client: &Client, kid: Option<&str>, alg: &str) -> Result<Jwk, BackChannel> {
+    let set = match (&client.jwks, &client.jwks_uri) {
+        (Some(j), _) => {
+            Arc::new(JwkSet::from_bytes(j.as_bytes()).map_err(|_| fail(false, "registered jwks is invalid"))?)
+        }
+        (None, Some(uri)) => jwks_from_uri(state, uri).await?,
+        (None, None) => return Err(fail(false, "client has no registered keys")),
+    };
+    let kty = match alg {
+        "RS256" | "PS256" => "RSA",
+        "ES256" => "EC",
+        _ => "OKP",
+    };
+    let candidates: Vec<&Jwk> = match kid {
+        Some(k) => set.get(k),
+        None => set.keys(),
+    };
+    candidates
+        .into_iter()
+        .find(|k| {
+            k.key_type() == kty && k.algorithm().is_none_or(|a| a == alg) && k.key_use().is_none_or(|u| u == "sig")
+        })
+        .cloned()
+        .ok_or_else(|| fail(false, "no matching client key"))
+}
+
+async fn jwks_from_uri(state: &AppState, uri: &str) -> Result<Arc<JwkSet>, BackChannel> {
+    let now = state.now();
+    let ttl = state.settings.client_auth.jwks_cache_ttl;
+    if let Ok(cache) = state.jwks_cache.0.read()
+        && let Some((at, set)) = cache.get(uri)
+        && now - at < ttl
+    {
+        return Ok(set.clone());
+    }
+    let body = crate::fetch::get(uri, state.settings.development_mode)
+        .await
+        .map_err(|e| fail(false, format!("jwks_uri fetch failed: {e}")))?;
+    let set = Arc::new(JwkSet::from_bytes(&body).map_err(|_| fail(false, "jwks_uri document is not a JWK Set"))?);
+    if let Ok(mut cache) = state.jwks_cache.0.write() {
+        if cache.len() > 1000 {
+            cache.clear();
+        }
+        cache.insert(uri.to_owned(), (now, set.clone()));
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_url_decoded() {
+        let mut h = HeaderMap::new();
+        // id "a b", secret "p:%&" encoded per RFC 6749 §2.3.1 before base64.
+        let enc = STANDARD.encode("a+b:p%3A%25%26");
+        h.insert(http::header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        assert_eq!(parse_basic(&h), Ok(Some(("a b".into(), "p:%&".into()))));
+    }
+
+    #[test]
+    fn malformed_basic_is_refused() {
+        for v in ["Basic !!!", "Bearer abc", "Basic", &format!("Basic {}", STANDARD.encode("nocolon"))] {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            assert!(parse_basic(&h).is_err(), "{v}");
+        }
+    }
+}
