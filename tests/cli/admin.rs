@@ -206,3 +206,102 @@ async fn keys_list_and_rotate() {
     assert_eq!(list.len(), 8);
     assert_eq!(list.iter().filter(|k| k["state"] == "pending").count(), 4);
 }
+
+#[tokio::test]
+async fn client_add_for_private_key_jwt_takes_public_keys_only() {
+    let db = TestDb::fresh().await;
+    let kp = josekit::jws::ES256.generate_key_pair().unwrap();
+    let public = db.dir.path().join("public.json");
+    let private = db.dir.path().join("private.json");
+    std::fs::write(&public, format!("{{\"keys\":[{}]}}", kp.to_jwk_public_key())).unwrap();
+    std::fs::write(&private, format!("{{\"keys\":[{}]}}", kp.to_jwk_private_key())).unwrap();
+    let base =
+        ["client", "add", "--name", "svc", "--grant-type", "client_credentials", "--auth-method", "private_key_jwt"];
+    let o = cli(&db, &[], &[&base[..], &["--jwks", public.to_str().unwrap(), "--json"]].concat(), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    assert_eq!(obj["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(obj["has_jwks"], true);
+    assert!(obj.get("client_secret").is_none(), "private_key_jwt clients have no secret");
+    let o = cli(&db, &[], &[&base[..], &["--jwks", private.to_str().unwrap()]].concat(), None);
+    assert_eq!(o.status.code(), Some(2), "private key material refused");
+    assert!(stderr(&o).contains("private key"));
+    let o = cli(&db, &[], &base, None);
+    assert_eq!(o.status.code(), Some(2), "keys are required");
+    let o = cli(&db, &[], &[&base[..], &["--jwks-uri", "http://keys.example/jwks"]].concat(), None);
+    assert_eq!(o.status.code(), Some(2), "jwks_uri must be https");
+}
+
+#[tokio::test]
+async fn client_add_records_token_format_resources_and_introspection() {
+    let db = TestDb::fresh().await;
+    let o = cli(
+        &db,
+        &[],
+        &[
+            "client",
+            "add",
+            "--name",
+            "rs",
+            "--grant-type",
+            "client_credentials",
+            "--access-token-format",
+            "jwt",
+            "--resource",
+            "https://api.example.com",
+            "--introspection",
+            "--scope",
+            "api",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    assert_eq!(obj["access_token_format"], "jwt");
+    assert_eq!(obj["resources"], serde_json::json!(["https://api.example.com"]));
+    assert_eq!(obj["introspection"], true);
+    let o = cli(
+        &db,
+        &[],
+        &["client", "add", "--name", "x", "--grant-type", "client_credentials", "--resource", "not a uri"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = cli(
+        &db,
+        &[],
+        &["client", "add", "--name", "x", "--grant-type", "client_credentials", "--access-token-format", "paper"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn client_secret_jwt_secrets_are_stored_encrypted_not_in_clear() {
+    let db = TestDb::fresh().await;
+    let o = cli(
+        &db,
+        &[],
+        &[
+            "client",
+            "add",
+            "--name",
+            "hs",
+            "--grant-type",
+            "client_credentials",
+            "--auth-method",
+            "client_secret_jwt",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    let secret = obj["client_secret"].as_str().unwrap().to_string();
+    let store = latchkey_storage::open(&db.settings()).await.unwrap();
+    let c = store.get_client(obj["client_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let enc = c.secret_enc.unwrap();
+    assert!(enc.starts_with("v1.") && !enc.contains(&secret));
+    store.close().await;
+}

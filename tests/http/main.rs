@@ -11,9 +11,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod assertions;
 mod authorize;
 mod discovery;
 mod keys;
+mod lifecycle;
 mod login;
 mod operations;
 mod signin;

@@ -225,10 +225,7 @@ impl KeyRing {
         if got.eq_ignore_ascii_case(typ) { Ok(claims) } else { Err(VerifyError::WrongType) }
     }
 
-    fn verify_with_header(
-        &self,
-        token: &str,
-    ) -> Result<(JsonObject, JsonObject), VerifyError> {
+    fn verify_with_header(&self, token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
         let header_b64 = token.split('.').next().ok_or(VerifyError::Malformed)?;
         if token.split('.').count() != 3 {
             return Err(VerifyError::Malformed);

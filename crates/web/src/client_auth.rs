@@ -260,13 +260,16 @@ async fn client_key(state: &AppState, client: &Client, kid: Option<&str>, alg: &
         Some(k) => set.get(k),
         None => set.keys(),
     };
-    candidates
+    let found = candidates
         .into_iter()
         .find(|k| {
             k.key_type() == kty && k.algorithm().is_none_or(|a| a == alg) && k.key_use().is_none_or(|u| u == "sig")
         })
-        .cloned()
-        .ok_or_else(|| fail(false, "no matching client key"))
+        .ok_or_else(|| fail(false, "no matching client key"))?;
+    // The key is chosen; without its kid the verifier accepts assertions that omit one.
+    let mut members = found.as_ref().clone();
+    members.remove("kid");
+    Jwk::from_map(members).map_err(|e| fail(false, format!("client key unusable: {e}")))
 }
 
 async fn jwks_from_uri(state: &AppState, uri: &str) -> Result<Arc<JwkSet>, BackChannel> {
