@@ -372,6 +372,7 @@ impl TestServer {
             introspection: o.introspection,
             created_at: now,
             updated_at: now,
+            ..Default::default()
         };
         self.state().store.create_client(&c).await.unwrap();
         RegisteredClient {

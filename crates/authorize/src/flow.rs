@@ -205,6 +205,12 @@ async fn issue(
         expires_at: now + lt.authorization_code,
     };
     state.store.issue_code(&grant, &rec).await.map_err(OAuthError::server_error)?;
+    // Back-Channel Logout 1.0: remember who takes part in this session.
+    state
+        .store
+        .record_session_client(&session.sid, &client.client_id, user_id)
+        .await
+        .map_err(OAuthError::server_error)?;
     Ok(redirect.success(&[("code", code.expose())]))
 }
 

@@ -168,6 +168,34 @@ impl FromStr for AccessTokenFormat {
     }
 }
 
+/// OIDC Core §8: the kind of `sub` a client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectType {
+    Public,
+    Pairwise,
+}
+
+impl SubjectType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SubjectType::Public => "public",
+            SubjectType::Pairwise => "pairwise",
+        }
+    }
+}
+
+impl FromStr for SubjectType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(SubjectType::Public),
+            "pairwise" => Ok(SubjectType::Pairwise),
+            other => Err(format!("unknown subject type `{other}` (public or pairwise)")),
+        }
+    }
+}
+
 /// A registered client.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -198,6 +226,21 @@ pub struct Client {
     pub secret_enc: Option<String>,
     /// A resource server allowed to introspect any token.
     pub introspection: bool,
+    pub subject_type: SubjectType,
+    pub sector_identifier_uri: Option<String>,
+    /// Back-Channel Logout 1.0.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
+    /// Algorithm the client signs request objects with (`none` only where allowed).
+    pub request_object_signing_alg: Option<String>,
+    /// Registered `request_uri` values (OIDC Registration §2).
+    pub request_uris: Vec<String>,
+    /// RFC 9126 §6: this client must push its authorization requests.
+    pub require_par: bool,
+    /// RFC 7592: hash of the registration access token (dynamically registered clients).
+    pub registration_token_hash: Option<TokenHash>,
+    /// Further registration metadata returned as registered (contacts, logo_uri, …).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -223,6 +266,15 @@ impl Default for Client {
             jwks_uri: None,
             secret_enc: None,
             introspection: false,
+            subject_type: SubjectType::Public,
+            sector_identifier_uri: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            request_object_signing_alg: None,
+            request_uris: Vec::new(),
+            require_par: false,
+            registration_token_hash: None,
+            metadata: serde_json::Map::new(),
             created_at: 0,
             updated_at: 0,
         }
@@ -236,6 +288,13 @@ impl Client {
 
     pub fn allows_grant(&self, g: GrantType) -> bool {
         self.grant_types.contains(&g)
+    }
+
+    /// OIDC Core §8.1: the sector of a pairwise client: the host of its sector_identifier_uri,
+    /// else the host of its (single-host) redirect URIs.
+    pub fn sector(&self) -> Option<String> {
+        let uri = self.sector_identifier_uri.as_deref().or(self.redirect_uris.first().map(String::as_str))?;
+        url::Url::parse(uri).ok()?.host_str().map(str::to_owned)
     }
 }
 

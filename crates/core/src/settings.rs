@@ -35,6 +35,9 @@ pub struct Settings {
     pub access_token: AccessToken,
     pub client_auth: ClientAuth,
     pub housekeeping: Housekeeping,
+    pub registration: Registration,
+    pub request_objects: RequestObjects,
+    pub logout: Logout,
     /// Development mode: client-supplied URLs (jwks_uri, …) may be plain http on loopback.
     pub development_mode: bool,
 }
@@ -167,6 +170,57 @@ impl Default for Housekeeping {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Registration {
+    /// Dynamic client registration: `closed` (no /register), `open`, or `initial_access_token`
+    /// (a token made with `latchkey registration token`).
+    pub policy: String,
+    /// Lifetime of the client secrets issued at registration, in seconds (0: they never expire).
+    pub client_secret_lifetime: i64,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Self { policy: "closed".into(), client_secret_lifetime: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestObjects {
+    /// Accept unsigned (`alg: none`) request objects from clients that registered
+    /// `request_object_signing_alg: none`.
+    pub allow_unsigned: bool,
+    /// Every client must use pushed authorization requests (RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
+    /// Lifetime of a pushed request's request_uri, in seconds.
+    pub par_lifetime: i64,
+}
+
+impl Default for RequestObjects {
+    fn default() -> Self {
+        Self { allow_unsigned: false, require_pushed_authorization_requests: false, par_lifetime: 60 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logout {
+    /// Back-channel logout deliveries tried at most this often before giving up.
+    pub backchannel_max_attempts: i64,
+    /// First retry delay in seconds; doubles after every failure.
+    pub backchannel_retry_base: i64,
+    /// Seconds to wait for a relying party's back-channel logout endpoint.
+    pub backchannel_timeout: u64,
+}
+
+impl Default for Logout {
+    fn default() -> Self {
+        Self { backchannel_max_attempts: 8, backchannel_retry_base: 5, backchannel_timeout: 5 }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -186,6 +240,9 @@ impl Default for Settings {
             access_token: AccessToken::default(),
             client_auth: ClientAuth::default(),
             housekeeping: Housekeeping::default(),
+            registration: Registration::default(),
+            request_objects: RequestObjects::default(),
+            logout: Logout::default(),
             development_mode: false,
         }
     }
@@ -383,6 +440,25 @@ impl Settings {
         }
         if !(1..=100_000).contains(&self.housekeeping.batch_size) {
             return Err(bad("housekeeping.batch_size", "must be between 1 and 100000"));
+        }
+
+        if !matches!(self.registration.policy.as_str(), "closed" | "open" | "initial_access_token") {
+            return Err(bad("registration.policy", "must be closed, open or initial_access_token"));
+        }
+        if self.registration.client_secret_lifetime < 0 {
+            return Err(bad("registration.client_secret_lifetime", "must be 0 or a positive number of seconds"));
+        }
+        if !(1..=600).contains(&self.request_objects.par_lifetime) {
+            return Err(bad("request_objects.par_lifetime", "must be between 1 and 600 seconds"));
+        }
+        if !(1..=100).contains(&self.logout.backchannel_max_attempts) {
+            return Err(bad("logout.backchannel_max_attempts", "must be between 1 and 100"));
+        }
+        if !(1..=3600).contains(&self.logout.backchannel_retry_base) {
+            return Err(bad("logout.backchannel_retry_base", "must be between 1 and 3600 seconds"));
+        }
+        if !(1..=60).contains(&self.logout.backchannel_timeout) {
+            return Err(bad("logout.backchannel_timeout", "must be between 1 and 60 seconds"));
         }
 
         let d = &self.database;

@@ -540,6 +540,7 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
                 introspection: a.introspection,
                 created_at: now,
                 updated_at: now,
+                ..Default::default()
             };
             check_client(&c, settings.development_mode)?;
             if let Some(alg) = c.id_token_signed_response_alg

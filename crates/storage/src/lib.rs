@@ -96,7 +96,16 @@ pub trait HealthStore: Send + Sync {
 
 /// Everything the server needs from a database.
 pub trait Store:
-    ClientStore + UserStore + KeyStore + AuditStore + HealthStore + SessionStore + FlowStore + GrantStore + MaintenanceStore
+    ClientStore
+    + UserStore
+    + KeyStore
+    + AuditStore
+    + HealthStore
+    + SessionStore
+    + FlowStore
+    + GrantStore
+    + MaintenanceStore
+    + OidcStore
 {
 }
 impl<
@@ -108,7 +117,8 @@ impl<
         + SessionStore
         + FlowStore
         + GrantStore
-        + MaintenanceStore,
+        + MaintenanceStore
+        + OidcStore,
 > Store for T
 {
 }
@@ -181,6 +191,35 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_user_grants(&self, user_id: &str, client_id: Option<&str>, now: UnixTime) -> StoreResult<u64>;
     /// RFC 7523 §3: remember a client assertion's jti until it expires; false if seen before.
     async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool>;
+}
+
+/// What the OpenID profiles need: registration tokens, who took part in a session, the
+/// back-channel logout outbox, pushed requests.
+#[async_trait]
+pub trait OidcStore: Send + Sync {
+    async fn create_initial_access_token(
+        &self,
+        hash: &TokenHash,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> StoreResult<()>;
+    /// Use up an initial access token (single use); false if unknown or expired.
+    async fn use_initial_access_token(&self, hash: &TokenHash, now: UnixTime) -> StoreResult<bool>;
+    /// Remember that `client_id` received tokens in session `sid`.
+    async fn record_session_client(&self, sid: &str, client_id: &str, user_id: &str) -> StoreResult<()>;
+    /// The clients that took part in a session, forgetting them (the session ended).
+    async fn take_session_clients(&self, sid: &str) -> StoreResult<Vec<String>>;
+    /// Every (sid, client_id) of a user's sessions, forgetting them.
+    async fn take_user_session_clients(&self, user_id: &str) -> StoreResult<Vec<(String, String)>>;
+    async fn enqueue_logouts(&self, items: &[OutboxItem]) -> StoreResult<()>;
+    /// Undelivered items due at `now`, oldest first.
+    async fn due_logouts(&self, now: UnixTime, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+    async fn mark_logout_delivered(&self, id: i64, now: UnixTime) -> StoreResult<()>;
+    /// Record a failed attempt; `next_attempt_at` None gives up on the item.
+    async fn mark_logout_failed(&self, id: i64, next_attempt_at: Option<UnixTime>, error: &str) -> StoreResult<()>;
+    async fn push_request(&self, r: &PushedRequest) -> StoreResult<()>;
+    /// Use up a pushed request (one time); None if unknown or expired.
+    async fn take_pushed_request(&self, uri_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<PushedRequest>>;
 }
 
 /// Housekeeping: expired rows go, in bounded batches.

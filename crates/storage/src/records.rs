@@ -177,3 +177,26 @@ pub struct RefreshTokenView {
     /// Live: not rotated, not expired, its grant not revoked or past its absolute expiry.
     pub active: bool,
 }
+
+/// A Back-Channel Logout delivery in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub client_id: String,
+    pub uri: String,
+    /// The signed logout token (a JWT; it authorises nothing but this logout).
+    pub logout_token: String,
+    pub attempts: i64,
+    pub next_attempt_at: UnixTime,
+    pub created_at: UnixTime,
+}
+
+/// A pushed authorization request (RFC 9126).
+#[derive(Debug, Clone)]
+pub struct PushedRequest {
+    pub uri_hash: TokenHash,
+    pub client_id: String,
+    /// The validated authorization parameters, as a JSON object of strings.
+    pub params: String,
+    pub expires_at: UnixTime,
+}

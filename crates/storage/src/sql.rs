@@ -3,7 +3,7 @@
 //! write transaction starts, locking).
 
 use latchkey_core::TokenHash;
-use latchkey_core::model::{AccessTokenFormat, Client, ClientAuthMethod, GrantType, SigningAlg, User};
+use latchkey_core::model::{AccessTokenFormat, Client, ClientAuthMethod, GrantType, SigningAlg, SubjectType, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -25,10 +25,10 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 // ---- clients ----
 
-pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
-pub(crate) const SELECT_CLIENT: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, created_at, updated_at FROM clients WHERE client_id = $1";
-pub(crate) const LIST_CLIENTS: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, created_at, updated_at FROM clients ORDER BY created_at, client_id";
-pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, auth_method = $6, grant_types = $7, scopes = $8, skip_consent = $9, require_pkce = $10, id_token_signed_response_alg = $11, access_token_format = $12, refresh_without_offline_access = $13, resources = $14, jwks = $15, jwks_uri = $16, secret_enc = $17, introspection = $18, updated_at = $19 WHERE client_id = $1";
+pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, subject_type, sector_identifier_uri, backchannel_logout_uri, backchannel_logout_session_required, request_object_signing_alg, request_uris, require_par, registration_token_hash, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)";
+pub(crate) const SELECT_CLIENT: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, subject_type, sector_identifier_uri, backchannel_logout_uri, backchannel_logout_session_required, request_object_signing_alg, request_uris, require_par, registration_token_hash, metadata, created_at, updated_at FROM clients WHERE client_id = $1";
+pub(crate) const LIST_CLIENTS: &str = "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, auth_method, grant_types, scopes, skip_consent, require_pkce, id_token_signed_response_alg, access_token_format, refresh_without_offline_access, resources, jwks, jwks_uri, secret_enc, introspection, subject_type, sector_identifier_uri, backchannel_logout_uri, backchannel_logout_session_required, request_object_signing_alg, request_uris, require_par, registration_token_hash, metadata, created_at, updated_at FROM clients ORDER BY created_at, client_id";
+pub(crate) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, auth_method = $6, grant_types = $7, scopes = $8, skip_consent = $9, require_pkce = $10, id_token_signed_response_alg = $11, access_token_format = $12, refresh_without_offline_access = $13, resources = $14, jwks = $15, jwks_uri = $16, secret_enc = $17, introspection = $18, subject_type = $19, sector_identifier_uri = $20, backchannel_logout_uri = $21, backchannel_logout_session_required = $22, request_object_signing_alg = $23, request_uris = $24, require_par = $25, registration_token_hash = $26, metadata = $27, updated_at = $28 WHERE client_id = $1";
 pub(crate) const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 
 #[derive(sqlx::FromRow)]
@@ -51,6 +51,15 @@ pub(crate) struct ClientRow {
     jwks_uri: Option<String>,
     secret_enc: Option<String>,
     introspection: bool,
+    subject_type: String,
+    sector_identifier_uri: Option<String>,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
+    request_object_signing_alg: Option<String>,
+    request_uris: String,
+    require_par: bool,
+    registration_token_hash: Option<String>,
+    metadata: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -89,6 +98,15 @@ impl TryFrom<ClientRow> for Client {
             jwks_uri: r.jwks_uri,
             secret_enc: r.secret_enc,
             introspection: r.introspection,
+            subject_type: r.subject_type.parse::<SubjectType>().map_err(StoreError::Corrupt)?,
+            sector_identifier_uri: r.sector_identifier_uri,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required,
+            request_object_signing_alg: r.request_object_signing_alg,
+            request_uris: from_json("request_uris", &r.request_uris)?,
+            require_par: r.require_par,
+            registration_token_hash: r.registration_token_hash.map(TokenHash::from_stored),
+            metadata: from_json("metadata", &r.metadata)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -115,6 +133,15 @@ pub(crate) struct ClientBinds {
     pub jwks_uri: Option<String>,
     pub secret_enc: Option<String>,
     pub introspection: bool,
+    pub subject_type: &'static str,
+    pub sector_identifier_uri: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
+    pub request_object_signing_alg: Option<String>,
+    pub request_uris: String,
+    pub require_par: bool,
+    pub registration_token_hash: Option<String>,
+    pub metadata: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -141,6 +168,15 @@ impl ClientBinds {
             jwks_uri: c.jwks_uri.clone(),
             secret_enc: c.secret_enc.clone(),
             introspection: c.introspection,
+            subject_type: c.subject_type.as_str(),
+            sector_identifier_uri: c.sector_identifier_uri.clone(),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
+            request_object_signing_alg: c.request_object_signing_alg.clone(),
+            request_uris: to_json(&c.request_uris)?,
+            require_par: c.require_par,
+            registration_token_hash: c.registration_token_hash.as_ref().map(|h| h.as_str().to_owned()),
+            metadata: to_json(&c.metadata)?,
             created_at: c.created_at,
             updated_at: c.updated_at,
         })
@@ -489,6 +525,10 @@ pub(crate) const PURGES: &[&str] = &[
     "DELETE FROM revoked_jtis WHERE jti IN (SELECT jti FROM revoked_jtis WHERE expires_at < $1 LIMIT $2)",
     "DELETE FROM assertion_jtis WHERE (client_id, jti) IN (SELECT client_id, jti FROM assertion_jtis WHERE expires_at < $1 LIMIT $2)",
     "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM initial_access_tokens WHERE token_hash IN (SELECT token_hash FROM initial_access_tokens WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM pushed_requests WHERE uri_hash IN (SELECT uri_hash FROM pushed_requests WHERE expires_at < $1 LIMIT $2)",
+    // Delivered (or abandoned) logouts are kept a week for operators, then go.
+    "DELETE FROM logout_outbox WHERE id IN (SELECT id FROM logout_outbox WHERE delivered_at IS NOT NULL AND created_at < $1 - 604800 LIMIT $2)",
 ];
 
 #[derive(sqlx::FromRow)]
@@ -527,6 +567,73 @@ macro_rules! store_tokens_in {
 }
 pub(crate) use store_tokens_in;
 
+// ---- OpenID profiles ----
+
+pub(crate) const INSERT_IAT: &str =
+    "INSERT INTO initial_access_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)";
+pub(crate) const USE_IAT: &str = "DELETE FROM initial_access_tokens WHERE token_hash = $1 AND expires_at > $2";
+pub(crate) const INSERT_SESSION_CLIENT: &str =
+    "INSERT INTO session_clients (sid, client_id, user_id) VALUES ($1, $2, $3) ON CONFLICT (sid, client_id) DO NOTHING";
+pub(crate) const TAKE_SESSION_CLIENTS: &str = "DELETE FROM session_clients WHERE sid = $1 RETURNING client_id";
+pub(crate) const TAKE_USER_SESSION_CLIENTS: &str =
+    "DELETE FROM session_clients WHERE user_id = $1 RETURNING sid, client_id";
+pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO logout_outbox (client_id, uri, logout_token, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, 0, $4, $5)";
+pub(crate) const DUE_OUTBOX: &str = "SELECT id, client_id, uri, logout_token, attempts, next_attempt_at, created_at FROM logout_outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2";
+pub(crate) const OUTBOX_DELIVERED: &str =
+    "UPDATE logout_outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1";
+pub(crate) const OUTBOX_RETRY: &str =
+    "UPDATE logout_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1";
+/// Giving up: marked delivered-at -1 so it is never due again, the error kept for operators.
+pub(crate) const OUTBOX_GIVE_UP: &str =
+    "UPDATE logout_outbox SET attempts = attempts + 1, delivered_at = -1, last_error = $2 WHERE id = $1";
+pub(crate) const INSERT_PUSHED: &str =
+    "INSERT INTO pushed_requests (uri_hash, client_id, params, expires_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const TAKE_PUSHED: &str = "DELETE FROM pushed_requests WHERE uri_hash = $1 AND expires_at > $2 RETURNING uri_hash, client_id, params, expires_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    id: i64,
+    client_id: String,
+    uri: String,
+    logout_token: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    created_at: i64,
+}
+
+impl From<OutboxRow> for crate::OutboxItem {
+    fn from(r: OutboxRow) -> Self {
+        crate::OutboxItem {
+            id: r.id,
+            client_id: r.client_id,
+            uri: r.uri,
+            logout_token: r.logout_token,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PushedRow {
+    uri_hash: String,
+    client_id: String,
+    params: String,
+    expires_at: i64,
+}
+
+impl From<PushedRow> for crate::PushedRequest {
+    fn from(r: PushedRow) -> Self {
+        crate::PushedRequest {
+            uri_hash: TokenHash::from_stored(r.uri_hash),
+            client_id: r.client_id,
+            params: r.params,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
 /// The store traits for one backend. `$ty` has a `pool` field and the inherent methods
 /// `begin()` (a write transaction) and `lock_keys(&mut tx)` (serialise key creation).
 macro_rules! impl_store {
@@ -554,6 +661,15 @@ macro_rules! impl_store {
                     .bind(b.jwks_uri)
                     .bind(b.secret_enc)
                     .bind(b.introspection)
+                    .bind(b.subject_type)
+                    .bind(b.sector_identifier_uri)
+                    .bind(b.backchannel_logout_uri)
+                    .bind(b.backchannel_logout_session_required)
+                    .bind(b.request_object_signing_alg)
+                    .bind(b.request_uris)
+                    .bind(b.require_par)
+                    .bind(b.registration_token_hash)
+                    .bind(b.metadata)
                     .bind(b.created_at)
                     .bind(b.updated_at)
                     .execute(&self.pool)
@@ -598,6 +714,15 @@ macro_rules! impl_store {
                     .bind(b.jwks_uri)
                     .bind(b.secret_enc)
                     .bind(b.introspection)
+                    .bind(b.subject_type)
+                    .bind(b.sector_identifier_uri)
+                    .bind(b.backchannel_logout_uri)
+                    .bind(b.backchannel_logout_session_required)
+                    .bind(b.request_object_signing_alg)
+                    .bind(b.request_uris)
+                    .bind(b.require_par)
+                    .bind(b.registration_token_hash)
+                    .bind(b.metadata)
                     .bind(b.updated_at)
                     .execute(&self.pool)
                     .await?;
@@ -1225,6 +1350,132 @@ macro_rules! impl_store {
                 let r =
                     sqlx::query($crate::sql::DELETE_CONSENT).bind(user_id).bind(client_id).execute(&self.pool).await?;
                 Ok(r.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::OidcStore for $ty {
+            async fn create_initial_access_token(
+                &self,
+                hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+                expires_at: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_IAT)
+                    .bind(hash.as_str())
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn use_initial_access_token(
+                &self,
+                hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::USE_IAT).bind(hash.as_str()).bind(now).execute(&self.pool).await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn record_session_client(
+                &self,
+                sid: &str,
+                client_id: &str,
+                user_id: &str,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_SESSION_CLIENT)
+                    .bind(sid)
+                    .bind(client_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn take_session_clients(&self, sid: &str) -> $crate::StoreResult<Vec<String>> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as($crate::sql::TAKE_SESSION_CLIENTS).bind(sid).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+
+            async fn take_user_session_clients(&self, user_id: &str) -> $crate::StoreResult<Vec<(String, String)>> {
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as($crate::sql::TAKE_USER_SESSION_CLIENTS).bind(user_id).fetch_all(&self.pool).await?;
+                Ok(rows)
+            }
+
+            async fn enqueue_logouts(&self, items: &[$crate::OutboxItem]) -> $crate::StoreResult<()> {
+                let mut tx = self.begin().await?;
+                for i in items {
+                    sqlx::query($crate::sql::INSERT_OUTBOX)
+                        .bind(&i.client_id)
+                        .bind(&i.uri)
+                        .bind(&i.logout_token)
+                        .bind(i.next_attempt_at)
+                        .bind(i.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn due_logouts(
+                &self,
+                now: latchkey_core::UnixTime,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::OutboxItem>> {
+                let rows: Vec<$crate::sql::OutboxRow> =
+                    sqlx::query_as($crate::sql::DUE_OUTBOX).bind(now).bind(limit).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn mark_logout_delivered(&self, id: i64, now: latchkey_core::UnixTime) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::OUTBOX_DELIVERED).bind(id).bind(now).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn mark_logout_failed(
+                &self,
+                id: i64,
+                next_attempt_at: Option<latchkey_core::UnixTime>,
+                error: &str,
+            ) -> $crate::StoreResult<()> {
+                match next_attempt_at {
+                    Some(t) => {
+                        sqlx::query($crate::sql::OUTBOX_RETRY).bind(id).bind(t).bind(error).execute(&self.pool).await?;
+                    }
+                    None => {
+                        sqlx::query($crate::sql::OUTBOX_GIVE_UP).bind(id).bind(error).execute(&self.pool).await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn push_request(&self, r: &$crate::PushedRequest) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::INSERT_PUSHED)
+                    .bind(r.uri_hash.as_str())
+                    .bind(&r.client_id)
+                    .bind(&r.params)
+                    .bind(r.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn take_pushed_request(
+                &self,
+                uri_hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<Option<$crate::PushedRequest>> {
+                let row: Option<$crate::sql::PushedRow> = sqlx::query_as($crate::sql::TAKE_PUSHED)
+                    .bind(uri_hash.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(Into::into))
             }
         }
 
