@@ -305,3 +305,40 @@ async fn client_secret_jwt_secrets_are_stored_encrypted_not_in_clear() {
     assert!(enc.starts_with("v1.") && !enc.contains(&secret));
     store.close().await;
 }
+
+#[tokio::test]
+async fn registration_token_json_prints_one_object_and_stores_only_a_single_use_hash() {
+    let db = TestDb::fresh().await;
+    let o = cli(&db, &[], &["registration", "token", "--expires-in", "600", "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    let token = obj["initial_access_token"].as_str().unwrap().to_string();
+    assert!(token.len() >= 43, "initial access tokens carry at least 256 bits");
+    assert_eq!(obj["expires_in"], 600);
+    let expires_at = obj["expires_at"].as_i64().unwrap();
+
+    let store = latchkey_storage::open(&db.settings()).await.unwrap();
+    let hash = SecretToken::from_presented(&token).hash();
+    // Expired after its lifetime, usable once before.
+    assert!(!store.use_initial_access_token(&hash, expires_at + 1).await.unwrap());
+    assert!(store.use_initial_access_token(&hash, expires_at - 1).await.unwrap());
+    assert!(!store.use_initial_access_token(&hash, expires_at - 1).await.unwrap());
+    store.close().await;
+
+    // The default lifetime is a day; the plain output shows the token once.
+    let o = cli(&db, &[], &["registration", "token"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("initial_access_token: "));
+
+    for args in [
+        &["registration", "token", "--expires-in", "0"][..],
+        &["registration", "token", "--expires-in", "abc"][..],
+        &["registration", "token", "--expires-in", "99999999999"][..],
+        &["registration", "frobnicate"][..],
+    ] {
+        let o = cli(&db, &[], args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}");
+    }
+}

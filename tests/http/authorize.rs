@@ -118,13 +118,20 @@ async fn response_type_errors() {
 }
 
 #[tokio::test]
-async fn request_objects_are_not_supported_yet() {
+async fn unusable_request_objects_and_uris_are_errors_by_redirect() {
     let srv = TestServer::start().await;
     let c = srv.add_client(ClientOpts::default()).await;
     let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
-    expect_redirect_error(&srv, &with(&url, "request", "eyJhbGciOiJub25lIn0.e30."), "request_not_supported").await;
-    expect_redirect_error(&srv, &with(&url, "request_uri", "https://rp.example/r"), "request_uri_not_supported").await;
+    // alg none from a client that did not register it.
+    expect_redirect_error(&srv, &with(&url, "request", "eyJhbGciOiJub25lIn0.e30."), "invalid_request_object").await;
+    expect_redirect_error(&srv, &with(&url, "request", "garbage"), "invalid_request_object").await;
+    // request_uri to a host that does not resolve, or to a private address.
+    expect_redirect_error(&srv, &with(&url, "request_uri", "https://rp.invalid/r"), "invalid_request_uri").await;
+    expect_redirect_error(&srv, &with(&url, "request_uri", "https://10.0.0.1/r"), "invalid_request_uri").await;
+    expect_redirect_error(&srv, &with(&url, "request_uri", "http://rp.example/r"), "invalid_request_uri").await;
     expect_redirect_error(&srv, &with(&url, "registration", "{}"), "registration_not_supported").await;
+    let both = with(&with(&url, "request", "a.b.c"), "request_uri", "https://rp.example/r");
+    expect_redirect_error(&srv, &both, "invalid_request").await;
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use openidconnect::{
 };
 
 /// The relying party's HTTP client: never follows redirects (as the library's docs advise).
-fn rp_http() -> reqwest::Client {
+pub(crate) fn rp_http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(20))
@@ -23,7 +23,7 @@ fn rp_http() -> reqwest::Client {
 }
 
 /// An error with its whole `source()` chain, for failure messages.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -43,7 +43,7 @@ async fn discover(srv: &TestServer, http: &reqwest::Client) -> CoreProviderMetad
 
 /// The user's part: follow the authorization URL, sign in, approve; returns the redirect to
 /// the client.
-async fn user_agent(srv: &TestServer, url: &str, username: &str) -> String {
+pub(crate) async fn user_agent(srv: &TestServer, url: &str, username: &str) -> String {
     let b = srv.browser();
     let mut l = b.navigate(url).await;
     assert!(matches!(&l, Landing::Page(200, p, _) if p.starts_with("/login")), "expected the login page, got {l:?}");

@@ -3,15 +3,15 @@
 //!
 //! 1. parameters decode (UTF-8, escapes, size); client_id and redirect_uri not repeated
 //! 2. client_id names a registered client          — else error page
-//! 3. redirect_uri matches its registration        — else error page
+//! 3. request / request_uri / pushed request resolved into the parameters
+//! 4. redirect_uri matches its registration        — else error page
 //!    (from here on every error goes back to the client with `state` and `iss`)
-//! 4. no other parameter repeated; response_mode
-//! 5. response_type; the client may use the code grant
-//! 6. request / request_uri / registration (not supported)
-//! 7. scope
-//! 8. prompt
+//! 5. no other parameter repeated; response_mode
+//! 6. response_type; the client may use the code grant
+//! 7. pushed requests when required; registration (not supported)
+//! 8. prompt, scope
 //! 9. PKCE
-//! 10. max_age, id_token_hint, claims, nonce
+//! 10. max_age (or the client's default_max_age), id_token_hint, claims, nonce
 //! 11. session, account choice, consent, code (flow.rs)
 
 use axum::body::Bytes;
@@ -28,7 +28,7 @@ use latchkey_web::params::{ParamError, Params, RawForm};
 use latchkey_web::redirect::check_redirect_uri;
 use latchkey_web::{AppState, ErrorPage, VerifiedRedirect};
 
-use crate::flow;
+use crate::{flow, request_object};
 
 pub async fn get_authorize(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     handle(state, Ok(Bytes::from(q.unwrap_or_default())), headers).await
@@ -66,6 +66,23 @@ async fn handle(state: AppState, raw: Result<Bytes, ParamError>, headers: Header
         Err(e) => return ErrorPage::new(OAuthError::server_error(e)).into_response(),
     };
 
+    // 3a. Request objects and pushed requests (OIDC Core §6, RFC 9126) supply the parameters.
+    // Their errors go to the query's redirect URI only if that one is verified.
+    let (params, via_par) = match request_object::resolve(&state, &client, params.clone()).await {
+        Ok(x) => x,
+        Err(e) => {
+            let openid = params.get("scope").is_some_and(|s| s.split(' ').any(|t| t == "openid"));
+            return match check_redirect_uri(&client, params.get("redirect_uri"), openid) {
+                Ok(checked) => {
+                    let mode = ResponseMode::parse(params.get("response_mode")).unwrap_or(ResponseMode::Query);
+                    let st = params.get("state").map(str::to_owned);
+                    VerifiedRedirect::new(checked, st, mode, &state.settings.issuer).error(e)
+                }
+                Err(_) => ErrorPage::new(e).into_response(),
+            };
+        }
+    };
+
     // 3. Redirect URI. OIDC requests (scope contains openid) must send it.
     let openid = params.get("scope").is_some_and(|s| s.split(' ').any(|t| t == "openid"));
     let checked = match check_redirect_uri(&client, params.get("redirect_uri"), openid) {
@@ -82,14 +99,15 @@ async fn handle(state: AppState, raw: Result<Bytes, ParamError>, headers: Header
         &state.settings.issuer,
     );
 
-    match validate(&state, &client, &params, &repeated, checked, state_param, mode) {
+    match validate(&state, &client, &params, &repeated, checked, state_param, mode, via_par) {
         Ok(req) => flow::proceed(&state, &client, req, redirect, &headers, None).await,
         Err(e) => redirect.error(e),
     }
 }
 
-/// Steps 4–10: everything that can be decided from the request alone.
-fn validate(
+/// Steps 4–10: everything that can be decided from the request alone. Also used by `/par`.
+#[allow(clippy::too_many_arguments)] // each argument is one checked input of the decision
+pub(crate) fn validate(
     state: &AppState,
     client: &latchkey_core::model::Client,
     params: &Params,
@@ -97,6 +115,7 @@ fn validate(
     checked: latchkey_web::CheckedRedirectUri,
     state_param: Option<String>,
     mode: Result<ResponseMode, &'static str>,
+    via_par: bool,
 ) -> Result<AuthorizationRequest, OAuthError> {
     // 4. RFC 6749 §3.1: parameters MUST NOT be included more than once.
     if let Some(k) = repeated.first() {
@@ -116,13 +135,11 @@ fn validate(
         return Err(OAuthError::unauthorized_client("the client is not registered for the authorization code grant"));
     }
 
-    // 6. OIDC Core §6 and §7.2.1: not supported (discovery says so).
-    if params.contains("request") {
-        return Err(OAuthError::new(ErrorCode::RequestNotSupported, "the request parameter is not supported"));
+    // 6. RFC 9126 §5: a client (or the server) may require pushed requests.
+    if !via_par && (client.require_par || state.settings.request_objects.require_pushed_authorization_requests) {
+        return Err(OAuthError::invalid_request("this client must use pushed authorization requests"));
     }
-    if params.contains("request_uri") {
-        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "the request_uri parameter is not supported"));
-    }
+    // OIDC Core §7.2.1: not supported (discovery says so).
     if params.contains("registration") {
         return Err(OAuthError::new(
             ErrorCode::RegistrationNotSupported,
@@ -165,7 +182,8 @@ fn validate(
 
     // 10.
     let max_age = match params.get("max_age") {
-        None => None,
+        // OIDC Registration §2: default_max_age applies when the request names none.
+        None => client.metadata.get("default_max_age").and_then(serde_json::Value::as_i64).filter(|n| *n >= 0),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Some(n),
             _ => return Err(OAuthError::invalid_request("max_age must be a non-negative integer")),

@@ -26,6 +26,7 @@ fn decide(
     req: &AuthorizationRequest,
     client: &Client,
     session: Option<&SessionRecord>,
+    session_subject: Option<&str>,
     pending: Option<&InteractionRecord>,
     consented: Option<&[String]>,
     now: UnixTime,
@@ -42,7 +43,7 @@ fn decide(
         return Next::Login;
     }
     // id_token_hint naming another user than the session's: a fresh login.
-    if req.hint_sub.as_deref().is_some_and(|h| h != s.user_id) && !confirmed {
+    if req.hint_sub.as_deref().is_some_and(|h| Some(h) != session_subject) && !confirmed {
         return Next::Login;
     }
     if req.prompt.has(InteractivePrompt::SelectAccount) && !confirmed {
@@ -102,7 +103,17 @@ async fn proceed_inner(
         }
         _ => None,
     };
-    let next = decide(&req, client, session.as_ref(), pending.as_ref().map(|p| &p.1), consented.as_deref(), now);
+    // The id_token_hint carries the sub this client knows (pairwise or public).
+    let session_subject = session.as_ref().map(|s| latchkey_web::subject::for_client(state, client, &s.user_id));
+    let next = decide(
+        &req,
+        client,
+        session.as_ref(),
+        session_subject.as_deref(),
+        pending.as_ref().map(|p| &p.1),
+        consented.as_deref(),
+        now,
+    );
 
     if req.prompt.is_none() {
         // OIDC Core §3.1.2.6: prompt=none never shows a page.
@@ -287,44 +298,65 @@ mod tests {
 
     #[test]
     fn no_session_means_login() {
-        assert_eq!(decide(&req("", None), &client(false), None, None, None, 100), Next::Login);
+        assert_eq!(decide(&req("", None), &client(false), None, None, None, None, 100), Next::Login);
     }
 
     #[test]
     fn prompt_login_needs_a_login_after_the_request() {
         let s = session(50);
-        assert_eq!(decide(&req("login", None), &client(true), Some(&s), None, None, 100), Next::Login);
+        assert_eq!(decide(&req("login", None), &client(true), Some(&s), Some("u1"), None, None, 100), Next::Login);
         let p = pending(Some("s1"), 60, None);
-        assert_eq!(decide(&req("login", None), &client(true), Some(&s), Some(&p), None, 100), Next::Login);
+        assert_eq!(decide(&req("login", None), &client(true), Some(&s), Some("u1"), Some(&p), None, 100), Next::Login);
         let s = session(70);
-        assert_eq!(decide(&req("login", None), &client(true), Some(&s), Some(&p), None, 100), Next::Issue);
+        assert_eq!(decide(&req("login", None), &client(true), Some(&s), Some("u1"), Some(&p), None, 100), Next::Issue);
     }
 
     #[test]
     fn max_age_forces_reauthentication_of_older_sessions() {
         let s = session(50);
-        assert_eq!(decide(&req("", Some(49)), &client(true), Some(&s), None, None, 100), Next::Login);
-        assert_eq!(decide(&req("", Some(50)), &client(true), Some(&s), None, None, 100), Next::Issue);
+        assert_eq!(decide(&req("", Some(49)), &client(true), Some(&s), Some("u1"), None, None, 100), Next::Login);
+        assert_eq!(decide(&req("", Some(50)), &client(true), Some(&s), Some("u1"), None, None, 100), Next::Issue);
     }
 
     #[test]
     fn consent_is_remembered_per_scope_set() {
         let s = session(50);
         let granted = vec!["openid".to_string(), "email".to_string()];
-        assert_eq!(decide(&req("", None), &client(false), Some(&s), None, Some(&granted), 100), Next::Issue);
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), None, Some(&granted), 100),
+            Next::Issue
+        );
         let fewer = vec!["openid".to_string()];
-        assert_eq!(decide(&req("", None), &client(false), Some(&s), None, Some(&fewer), 100), Next::Consent);
-        assert_eq!(decide(&req("consent", None), &client(false), Some(&s), None, Some(&granted), 100), Next::Consent);
-        assert_eq!(decide(&req("", None), &client(false), Some(&s), None, Some(SCOPES), 100), Next::Consent);
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), None, Some(&fewer), 100),
+            Next::Consent
+        );
+        assert_eq!(
+            decide(&req("consent", None), &client(false), Some(&s), Some("u1"), None, Some(&granted), 100),
+            Next::Consent
+        );
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), None, Some(SCOPES), 100),
+            Next::Consent
+        );
         let denied = pending(Some("s1"), 60, Some("denied"));
-        assert_eq!(decide(&req("", None), &client(false), Some(&s), Some(&denied), None, 100), Next::Denied);
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), Some(&denied), None, 100),
+            Next::Denied
+        );
     }
 
     #[test]
     fn select_account_asks_once() {
         let s = session(50);
-        assert_eq!(decide(&req("select_account", None), &client(true), Some(&s), None, None, 100), Next::SelectAccount);
+        assert_eq!(
+            decide(&req("select_account", None), &client(true), Some(&s), Some("u1"), None, None, 100),
+            Next::SelectAccount
+        );
         let p = pending(Some("s1"), 60, None);
-        assert_eq!(decide(&req("select_account", None), &client(true), Some(&s), Some(&p), None, 100), Next::Issue);
+        assert_eq!(
+            decide(&req("select_account", None), &client(true), Some(&s), Some("u1"), Some(&p), None, 100),
+            Next::Issue
+        );
     }
 }

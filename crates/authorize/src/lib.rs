@@ -4,6 +4,8 @@
 
 mod authorize;
 mod flow;
+mod par;
+mod request_object;
 mod resume;
 
 use axum::Router;
@@ -18,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize::get_authorize).post(authorize::post_authorize))
         .route(RESUME_PATH, get(resume::resume))
+        .route(par::PAR_PATH, axum::routing::post(par::post_par))
 }
 
 pub fn capabilities(settings: &Settings) -> Capabilities {
@@ -33,9 +36,20 @@ pub fn capabilities(settings: &Settings) -> Capabilities {
         .add("display_values_supported", ["page"])
         .add("acr_values_supported", ["0"])
         .set("claims_parameter_supported", true)
-        .set("request_parameter_supported", false)
-        .set("request_uri_parameter_supported", false)
+        .set("request_parameter_supported", true)
+        .set("request_uri_parameter_supported", true)
         .set("require_request_uri_registration", false)
+        .add("request_object_signing_alg_values_supported", request_object_algs(settings))
+        .set("pushed_authorization_request_endpoint", settings.endpoint(par::PAR_PATH))
+        .set("require_pushed_authorization_requests", settings.request_objects.require_pushed_authorization_requests)
         .set("authorization_response_iss_parameter_supported", true)
         .add("ui_locales_supported", ["en"])
+}
+
+fn request_object_algs(settings: &Settings) -> Vec<&'static str> {
+    let mut v = vec!["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"];
+    if settings.request_objects.allow_unsigned {
+        v.push("none");
+    }
+    v
 }

@@ -38,6 +38,7 @@ pub struct Settings {
     pub registration: Registration,
     pub request_objects: RequestObjects,
     pub logout: Logout,
+    pub metrics: Metrics,
     /// Development mode: client-supplied URLs (jwks_uri, …) may be plain http on loopback.
     pub development_mode: bool,
 }
@@ -176,13 +177,11 @@ pub struct Registration {
     /// Dynamic client registration: `closed` (no /register), `open`, or `initial_access_token`
     /// (a token made with `latchkey registration token`).
     pub policy: String,
-    /// Lifetime of the client secrets issued at registration, in seconds (0: they never expire).
-    pub client_secret_lifetime: i64,
 }
 
 impl Default for Registration {
     fn default() -> Self {
-        Self { policy: "closed".into(), client_secret_lifetime: 0 }
+        Self { policy: "closed".into() }
     }
 }
 
@@ -221,6 +220,23 @@ impl Default for Logout {
     }
 }
 
+/// Prometheus metrics at `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Serve `/metrics` (and record metrics) at all.
+    pub enabled: bool,
+    /// Empty: `/metrics` is on the main listener. An `address:port`: `/metrics` is served on
+    /// that address only (an admin listener), not on the main one.
+    pub bind: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self { enabled: true, bind: String::new() }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -243,6 +259,7 @@ impl Default for Settings {
             registration: Registration::default(),
             request_objects: RequestObjects::default(),
             logout: Logout::default(),
+            metrics: Metrics::default(),
             development_mode: false,
         }
     }
@@ -445,9 +462,6 @@ impl Settings {
         if !matches!(self.registration.policy.as_str(), "closed" | "open" | "initial_access_token") {
             return Err(bad("registration.policy", "must be closed, open or initial_access_token"));
         }
-        if self.registration.client_secret_lifetime < 0 {
-            return Err(bad("registration.client_secret_lifetime", "must be 0 or a positive number of seconds"));
-        }
         if !(1..=600).contains(&self.request_objects.par_lifetime) {
             return Err(bad("request_objects.par_lifetime", "must be between 1 and 600 seconds"));
         }
@@ -459,6 +473,21 @@ impl Settings {
         }
         if !(1..=60).contains(&self.logout.backchannel_timeout) {
             return Err(bad("logout.backchannel_timeout", "must be between 1 and 60 seconds"));
+        }
+
+        if !self.metrics.bind.is_empty() {
+            let addr = self.metrics.bind.parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    "metrics.bind",
+                    format!("`{}` is not an address:port (or empty for the main listener)", self.metrics.bind),
+                )
+            })?;
+            if !self.metrics.enabled {
+                return Err(bad("metrics.bind", "must be empty when metrics.enabled is false"));
+            }
+            if addr.port() != 0 && self.bind.parse::<SocketAddr>().is_ok_and(|b| b == addr) {
+                return Err(bad("metrics.bind", "must differ from bind (leave it empty to serve /metrics there)"));
+            }
         }
 
         let d = &self.database;
@@ -594,6 +623,14 @@ mod tests {
         assert_eq!(with(|s| s.database_url = "mysql://x".into()).unwrap_err().key, "database_url");
         assert_eq!(with(|s| s.trusted_proxies = vec!["x".into()]).unwrap_err().key, "trusted_proxies[0]");
         assert_eq!(with(|s| s.cookies.name = "a b".into()).unwrap_err().key, "cookies.name");
+        assert_eq!(with(|s| s.metrics.bind = "admin".into()).unwrap_err().key, "metrics.bind");
+        assert_eq!(with(|s| s.metrics.bind = "127.0.0.1:8080".into()).unwrap_err().key, "metrics.bind");
+        let disabled_but_bound = with(|s| {
+            s.metrics.enabled = false;
+            s.metrics.bind = "127.0.0.1:9100".into();
+        });
+        assert_eq!(disabled_but_bound.unwrap_err().key, "metrics.bind");
+        assert!(with(|s| s.metrics.bind = "127.0.0.1:9100".into()).is_ok());
     }
 
     #[test]

@@ -49,6 +49,9 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Dynamic client registration.
+    #[command(subcommand)]
+    Registration(RegistrationCmd),
 }
 
 #[derive(Subcommand)]
@@ -216,6 +219,19 @@ struct UserAdd {
 }
 
 #[derive(Subcommand)]
+enum RegistrationCmd {
+    /// Create a single-use initial access token for POST /register (registration.policy =
+    /// initial_access_token). Shown this once; Latchkey keeps only its hash.
+    Token {
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 86400)]
+        expires_in: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCmd {
     List {
         #[arg(long)]
@@ -370,6 +386,7 @@ async fn run(cmd: Command, settings: Settings) -> Result<(), Fail> {
         Command::Client(c) => client(c, &settings).await,
         Command::User(u) => user(u, &settings).await,
         Command::Keys(k) => keys(k, &settings).await,
+        Command::Registration(r) => registration(r, &settings).await,
     }
 }
 
@@ -767,6 +784,21 @@ fn hasher(settings: &Settings) -> Result<latchkey_web::Passwords, Fail> {
     latchkey_web::Passwords::new(&settings.argon2).map_err(runtime)
 }
 
+/// Back-Channel Logout 1.0: queue logout tokens for every session of a user that a command
+/// ends; the running server delivers them (or the next one to start). Needs the signing keys,
+/// so the master key.
+async fn user_sessions_ended(
+    store: &dyn Store,
+    settings: &Settings,
+    user_id: &str,
+    now: latchkey_core::UnixTime,
+) -> Result<usize, Fail> {
+    let master = master_key(settings)?;
+    let ring = latchkey_signer::bootstrap(store, settings, &master, now).await.map_err(runtime)?;
+    let salt = latchkey_signer::pairwise_salt(store, &master).await.map_err(runtime)?;
+    latchkey_web::backchannel::user_sessions_ended(store, &ring, settings, &salt, user_id, now).await.map_err(runtime)
+}
+
 async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
     let now = SystemClock.now();
     match cmd {
@@ -841,9 +873,14 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
             let u = find_user(store.as_ref(), &user).await?;
             let pw = read_password()?;
             let hash = hasher(settings)?.hash_blocking(&pw).map_err(runtime)?;
+            // set_password ends the sessions: their relying parties are told first.
+            let told = user_sessions_ended(store.as_ref(), settings, &u.id, now).await?;
             store.set_password(&u.id, &hash, now).await?;
             audit(store.as_ref(), "user.password_set", None, json!({"user": u.id})).await;
-            println!("password changed for {}; their sessions have ended", u.username);
+            println!(
+                "password changed for {}; their sessions have ended ({told} back-channel logouts queued)",
+                u.username
+            );
             Ok(())
         }
         UserCmd::RevokeConsent { user, client } => {
@@ -862,18 +899,63 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
         UserCmd::SignOutEverywhere { user } => {
             let store = open_store(settings).await?;
             let u = find_user(store.as_ref(), &user).await?;
+            let told = user_sessions_ended(store.as_ref(), settings, &u.id, now).await?;
             let sessions = store.delete_user_sessions(&u.id).await?;
             let n = store.revoke_user_grants(&u.id, None, now).await?;
             audit(store.as_ref(), "user.signed_out_everywhere", None, json!({"user": u.id})).await;
-            println!("{} sessions ended, {n} token families revoked for {}", sessions.len(), u.username);
+            println!(
+                "{} sessions ended, {n} token families revoked, {told} back-channel logouts queued for {}",
+                sessions.len(),
+                u.username
+            );
             Ok(())
         }
         UserCmd::Remove { user } => {
             let store = open_store(settings).await?;
             let u = find_user(store.as_ref(), &user).await?;
+            // Before deletion: the user's sessions end with it, and their relying parties are told.
+            user_sessions_ended(store.as_ref(), settings, &u.id, now).await?;
             store.delete_user(&u.id).await?;
             audit(store.as_ref(), "user.removed", None, json!({"user": u.id})).await;
             println!("removed user {}", u.username);
+            Ok(())
+        }
+    }
+}
+
+/// Longest lifetime of an initial access token: one year.
+const MAX_INITIAL_TOKEN_LIFETIME: i64 = 365 * 86400;
+
+async fn registration(cmd: RegistrationCmd, settings: &Settings) -> Result<(), Fail> {
+    match cmd {
+        RegistrationCmd::Token { expires_in, json } => {
+            if !(1..=MAX_INITIAL_TOKEN_LIFETIME).contains(&expires_in) {
+                return Err(usage(format!("--expires-in must be between 1 and {MAX_INITIAL_TOKEN_LIFETIME} seconds")));
+            }
+            let now = SystemClock.now();
+            let expires_at = now + expires_in;
+            let token = SecretToken::generate();
+            let store = open_store(settings).await?;
+            store.create_initial_access_token(&token.hash(), now, expires_at).await?;
+            audit(store.as_ref(), "registration.token_created", None, json!({"expires_at": expires_at})).await;
+            store.close().await;
+            if json {
+                print_json(&json!({
+                    "initial_access_token": token.expose(),
+                    "expires_at": expires_at,
+                    "expires_in": expires_in,
+                }))?;
+            } else {
+                println!("initial_access_token: {}", token.expose());
+                println!("expires_at:           {expires_at}");
+                println!("(shown this once only; it registers one client at POST /register)");
+                if settings.registration.policy != "initial_access_token" {
+                    println!(
+                        "note: registration.policy is `{}`; the token is required only with `initial_access_token`",
+                        settings.registration.policy
+                    );
+                }
+            }
             Ok(())
         }
     }

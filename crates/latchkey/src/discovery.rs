@@ -26,7 +26,7 @@ impl Documents {
         let own = Capabilities::new()
             .set("issuer", settings.issuer.clone())
             .set("jwks_uri", settings.endpoint(JWKS_PATH))
-            .add("subject_types_supported", ["public"])
+            .add("subject_types_supported", ["public", "pairwise"])
             .add("id_token_signing_alg_values_supported", algs);
         let doc = own.merge(mounted);
         let bytes = serde_json::to_vec(&serde_json::Value::Object(doc.0)).unwrap_or_default();

@@ -1,28 +1,58 @@
 //! Background jobs: re-read the key table (picking up rotations made by the CLI or another
-//! instance) and drop keys whose tokens have all expired.
+//! instance), drop keys whose tokens have all expired, purge expired rows, and deliver
+//! back-channel logout tokens from the outbox.
 
-use latchkey_web::AppState;
+use latchkey_core::UnixTime;
+use latchkey_core::settings::Logout;
+use latchkey_storage::OutboxItem;
+use latchkey_web::{AppState, AppStateInner};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// How often the logout outbox is polled.
+const LOGOUT_POLL: Duration = Duration::from_secs(1);
+/// Outbox items taken per delivery run.
+const LOGOUT_BATCH: i64 = 50;
+/// The longest wait between two delivery attempts, however many failed.
+const MAX_RETRY_DELAY: i64 = 86_400;
+
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let logouts = deliver_logouts_forever(state.clone(), stop.clone());
+    let maintenance = maintain(state, stop);
+    // One task, so aborting it (at shutdown) stops both loops.
     tokio::spawn(async move {
-        let every =
-            Duration::from_secs(u64::try_from(state.settings.signing.key_refresh_interval).unwrap_or(30).max(1));
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate; keys were just loaded
-        let mut clean = tokio::time::interval(Duration::from_secs(state.settings.housekeeping.interval.max(1)));
-        clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => refresh_keys(&state).await,
-                _ = clean.tick() => { housekeeping(&state).await; }
-                _ = stop.changed() => break,
-            }
-        }
+        tokio::join!(maintenance, logouts);
     })
+}
+
+async fn maintain(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(u64::try_from(state.settings.signing.key_refresh_interval).unwrap_or(30).max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; keys were just loaded
+    let mut clean = tokio::time::interval(Duration::from_secs(state.settings.housekeeping.interval.max(1)));
+    clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => refresh_keys(&state).await,
+            _ = clean.tick() => { housekeeping(&state).await; }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+async fn deliver_logouts_forever(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(LOGOUT_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { deliver_logouts(&state).await; }
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 pub async fn refresh_keys(state: &AppState) {
@@ -36,6 +66,7 @@ pub async fn refresh_keys(state: &AppState) {
     if let Err(e) = state.keys.reload(state.store.as_ref(), now).await {
         tracing::error!(error = %e, "reloading signing keys failed; keeping the previous set");
     }
+    crate::metrics::record_key_ages(state);
 }
 
 /// Delete expired codes, tokens, sessions, interactions and replay records, a bounded batch per
@@ -51,5 +82,112 @@ pub async fn housekeeping(state: &AppState) -> u64 {
             tracing::warn!(error = %e, "housekeeping failed");
             0
         }
+    }
+}
+
+/// One delivery run (OIDC Back-Channel Logout §2.5): POST each due logout token as
+/// `logout_token=<jwt>` to its client's `backchannel_logout_uri`, at most
+/// `logout.backchannel_timeout` seconds each, all of the batch at once. 2xx is delivered (§2.8);
+/// anything else is retried after `backchannel_retry_base · 2^attempts` seconds, until
+/// `backchannel_max_attempts`. Runs of one server never overlap, so an item is posted once per
+/// due time. Returns the number of attempts made.
+pub async fn deliver_logouts(state: &AppState) -> usize {
+    let lock = delivery_lock(state);
+    let _running = lock.lock().await;
+    let now = state.now();
+    let due = match state.store.due_logouts(now, LOGOUT_BATCH).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the back-channel logout outbox failed");
+            return 0;
+        }
+    };
+    let mut running = tokio::task::JoinSet::new();
+    for item in due {
+        let st = state.clone();
+        running.spawn(async move { deliver_one(&st, item, now).await });
+    }
+    let mut attempts = 0;
+    while let Some(done) = running.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a back-channel logout delivery task failed");
+        }
+        attempts += 1;
+    }
+    attempts
+}
+
+async fn deliver_one(state: &AppState, item: OutboxItem, now: UnixTime) {
+    let s = &state.settings;
+    let token = latchkey_web::backchannel::token_for_delivery(&state.keys, &item.logout_token, now);
+    let timeout = Duration::from_secs(s.logout.backchannel_timeout);
+    // The URI is client-supplied: the same SSRF guard as jwks_uri (loopback http only in
+    // development mode), no redirects followed.
+    let outcome =
+        latchkey_web::fetch::post_form(&item.uri, &[("logout_token", &token)], s.development_mode, timeout).await;
+    let attempt = item.attempts.saturating_add(1);
+    let error = match outcome {
+        // OIDC Back-Channel Logout §2.8: the RP answers 200 (some answer 204) when it logged out.
+        Ok(status) if (200..300).contains(&status) => {
+            tracing::info!(client_id = %item.client_id, attempt, "back-channel logout delivered");
+            if let Err(e) = state.store.mark_logout_delivered(item.id, now).await {
+                tracing::warn!(error = %e, client_id = %item.client_id, "recording a delivered logout failed");
+            }
+            return;
+        }
+        Ok(status) => format!("the relying party answered HTTP {status}"),
+        Err(e) => e.to_string(),
+    };
+    let next = retry_at(&s.logout, item.attempts, now);
+    match next {
+        Some(at) => tracing::warn!(client_id = %item.client_id, attempt, retry_at = at, %error,
+            "back-channel logout not delivered; will retry"),
+        None => tracing::warn!(client_id = %item.client_id, attempt, %error,
+            "back-channel logout not delivered; giving up (logout.backchannel_max_attempts)"),
+    }
+    if let Err(e) = state.store.mark_logout_failed(item.id, next, &error).await {
+        tracing::warn!(error = %e, client_id = %item.client_id, "recording a failed logout delivery failed");
+    }
+}
+
+/// When to try again after attempt number `attempts_before + 1` failed; None: give up.
+fn retry_at(l: &Logout, attempts_before: i64, now: UnixTime) -> Option<UnixTime> {
+    if attempts_before.saturating_add(1) >= l.backchannel_max_attempts {
+        return None;
+    }
+    let doublings = u32::try_from(attempts_before.clamp(0, 40)).unwrap_or(40);
+    let delay = l.backchannel_retry_base.saturating_mul(2i64.saturating_pow(doublings)).min(MAX_RETRY_DELAY);
+    Some(now.saturating_add(delay))
+}
+
+type Locks = HashMap<usize, (Weak<AppStateInner>, Arc<tokio::sync::Mutex<()>>)>;
+
+/// The lock that keeps one server's delivery runs (the timer's and any direct call) from
+/// overlapping. Keyed by the state; entries of dropped states are pruned.
+fn delivery_lock(state: &AppState) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<Locks>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut locks = match LOCKS.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    locks.retain(|_, (owner, _)| owner.strong_count() > 0);
+    let key = Arc::as_ptr(&state.0).addr();
+    let entry = locks.entry(key).or_insert_with(|| (Arc::downgrade(&state.0), Arc::default()));
+    Arc::clone(&entry.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_and_give_up_after_max_attempts() {
+        let l = Logout { backchannel_max_attempts: 4, backchannel_retry_base: 5, backchannel_timeout: 5 };
+        assert_eq!(retry_at(&l, 0, 100), Some(105));
+        assert_eq!(retry_at(&l, 1, 100), Some(110));
+        assert_eq!(retry_at(&l, 2, 100), Some(120));
+        assert_eq!(retry_at(&l, 3, 100), None);
+        let many = Logout { backchannel_max_attempts: 100, backchannel_retry_base: 3600, backchannel_timeout: 5 };
+        assert_eq!(retry_at(&many, 98, 0), Some(MAX_RETRY_DELAY));
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod discovery;
 pub mod jobs;
+pub mod metrics;
 pub mod server;
 
 pub use server::{Server, StartupError};

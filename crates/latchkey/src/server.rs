@@ -51,6 +51,7 @@ pub async fn build_state(
         .map_err(|e| StartupError::Database { url: redact(&url), reason: e.to_string() })?;
     let keys = latchkey_signer::bootstrap(store.as_ref(), &settings, &master, clock.now()).await?;
     let jwks_cache = latchkey_web::client_auth::JwksCache::default();
+    let pairwise_salt = latchkey_signer::pairwise_salt(store.as_ref(), &master).await?;
     let passwords = Passwords::new(&settings.argon2).map_err(|e| StartupError::Config(e.to_string()))?;
     Ok(AppState(Arc::new(AppStateInner {
         settings: Arc::new(settings),
@@ -60,6 +61,7 @@ pub async fn build_state(
         passwords,
         master,
         jwks_cache,
+        pairwise_salt,
     })))
 }
 
@@ -70,8 +72,19 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     let caps = Capabilities::new()
         .merge(latchkey_authorize::capabilities(s))
         .merge(latchkey_token::capabilities(s))
-        .merge(latchkey_login::capabilities(s));
+        .merge(latchkey_login::capabilities(s))
+        .merge(latchkey_registration::capabilities(s));
     let discovery = discovery::Documents::build(s, caps);
+    let metrics_on = s.metrics.enabled;
+    if metrics_on {
+        // Install the recorder before the first request, so nothing recorded is lost.
+        let _ = crate::metrics::handle();
+    }
+    // /metrics is here unless metrics.bind puts it on the admin listener.
+    let metrics_route = match metrics_on && s.metrics.bind.is_empty() {
+        true => Router::new().route(METRICS_PATH, get(crate::metrics::serve)),
+        false => Router::new(),
+    };
     Router::new()
         .merge(discovery.router())
         .route("/healthz", get(health))
@@ -79,7 +92,10 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .merge(latchkey_authorize::router())
         .merge(latchkey_token::router())
         .merge(latchkey_login::router())
+        .merge(latchkey_registration::router(s))
         .merge(extra)
+        .merge(metrics_route)
+        .layer(axum::middleware::from_fn_with_state(metrics_on, crate::metrics::track))
         .layer(axum::middleware::from_fn(latchkey_web::headers::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -89,6 +105,25 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The admin listener's routes (`metrics.bind`): `/metrics` only.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new().route(METRICS_PATH, get(crate::metrics::serve)).with_state(state)
+}
+
+/// The admin listener, when `metrics.bind` asks for one.
+fn admin_listener(settings: &Settings) -> Result<Option<TcpListener>, StartupError> {
+    let bind = &settings.metrics.bind;
+    if !settings.metrics.enabled || bind.is_empty() {
+        return Ok(None);
+    }
+    let fail = |e: std::io::Error| StartupError::Bind { addr: bind.clone(), reason: e.to_string() };
+    let std_listener = std::net::TcpListener::bind(bind.as_str()).map_err(fail)?;
+    std_listener.set_nonblocking(true).map_err(fail)?;
+    TcpListener::from_std(std_listener).map(Some).map_err(fail)
 }
 
 async fn health() -> &'static str {
@@ -108,6 +143,8 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> (
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics.bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -132,6 +169,26 @@ impl Server {
             None => Router::new(),
         };
         let app = router(state.clone(), extra);
+        let admin = admin_listener(&state.settings)?;
+        let metrics_addr = match &admin {
+            Some(l) => Some(l.local_addr().map_err(|e| StartupError::Bind {
+                addr: state.settings.metrics.bind.clone(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let admin_task = admin.map(|listener| {
+            let app = admin_router(state.clone());
+            let mut stop = rx.clone();
+            tokio::spawn(async move {
+                let signal = async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let jobs = jobs::spawn(state.clone(), rx.clone());
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -145,9 +202,12 @@ impl Server {
                 tracing::error!(error = %e, "server failed");
             }
             jobs.abort();
+            if let Some(t) = admin_task {
+                let _ = t.await;
+            }
             st.store.close().await;
         });
-        Ok(Self { addr, state, shutdown: tx, task })
+        Ok(Self { addr, metrics_addr, state, shutdown: tx, task })
     }
 
     /// Stop accepting, let in-flight requests finish, close the pool.

@@ -1,11 +1,13 @@
 //! The login UI: login, account chooser, consent and logout pages (askama templates in
-//! `templates/`), and the stylesheet. Pages work without JavaScript and send the browser back
-//! to `/authorize/resume` when done.
+//! `templates/`; `/logout` is the end_session_endpoint), and the stylesheet. Pages work without
+//! JavaScript and send the browser back to `/authorize/resume` when done.
 
 mod common;
 mod consent;
 mod login;
 mod logout;
+mod logout_end;
+mod logout_request;
 mod select_account;
 mod static_files;
 mod views;
@@ -26,8 +28,11 @@ pub fn router() -> Router<AppState> {
         .route("/static/form_post.js", get(static_files::form_post_js))
 }
 
-/// The login pages add nothing to discovery (logout is advertised once RP-initiated logout is
-/// implemented).
-pub fn capabilities(_settings: &Settings) -> Capabilities {
+/// `/logout` is the end_session_endpoint (RP-Initiated Logout 1.0 §2.1); sessions that end
+/// are announced by back-channel, with `sid` (Back-Channel Logout 1.0 §2.1).
+pub fn capabilities(settings: &Settings) -> Capabilities {
     Capabilities::new()
+        .set("end_session_endpoint", settings.endpoint("/logout"))
+        .set("backchannel_logout_supported", true)
+        .set("backchannel_logout_session_supported", true)
 }

@@ -64,6 +64,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
+            metrics::counter!("logins_total", "result" => "failure").increment(1);
             tracing::info!(client_id = %p.client.client_id, "login failed");
             let (csrf, set) = csrf_token(&state.settings, &form.headers);
             let view = LoginView {
@@ -80,10 +81,25 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
 
     // A fresh session; the previous one (if any) ends.
     let cookie_name = session_cookie_name(&state.settings);
-    if let Some(old) = cookies::read_cookie(&form.headers, &cookie_name) {
-        let _ = state.store.delete_session(&SecretToken::from_presented(&old).hash()).await;
-    }
     let now = state.now();
+    if let Some(old) = cookies::read_cookie(&form.headers, &cookie_name)
+        && let Ok(Some(ended)) = state.store.delete_session(&SecretToken::from_presented(&old).hash()).await
+    {
+        // Back-Channel Logout 1.0 §2: the old session ended, so its relying parties are told.
+        let told = latchkey_web::backchannel::session_ended(
+            state.store.as_ref(),
+            &state.keys,
+            &state.settings,
+            &state.pairwise_salt,
+            &ended.sid,
+            &ended.user_id,
+            now,
+        )
+        .await;
+        if let Err(e) = told {
+            tracing::error!(error = %e, "queueing back-channel logouts for the replaced session failed");
+        }
+    }
     let token = SecretToken::generate();
     let session = SessionRecord {
         id_hash: token.hash(),
@@ -103,6 +119,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         Ok(false) => return common::csrf_failed(),
         Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
     }
+    metrics::counter!("logins_total", "result" => "success").increment(1);
     tracing::info!(client_id = %p.client.client_id, "login succeeded");
     let mut r = common::resume(&p.raw);
     let c = set_cookie(&state.settings, &cookie_name, token.expose(), state.settings.lifetimes.session);

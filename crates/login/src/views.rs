@@ -40,6 +40,25 @@ pub struct LogoutView<'a> {
     pub lang: &'a str,
     pub csrf: &'a str,
     pub username: &'a str,
+    /// The relying party that asked for the logout, when it is known.
+    pub client_name: Option<&'a str>,
+    /// RP-Initiated Logout parameters carried through the form.
+    pub hidden: Vec<Hidden>,
+}
+
+/// A hidden form field.
+pub struct Hidden {
+    pub name: &'static str,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorView<'a> {
+    pub lang: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub code: &'a str,
 }
 
 #[derive(Template)]

@@ -73,6 +73,22 @@ pub async fn verify_master_key(store: &dyn Store, master: &MasterKey) -> Result<
     }
 }
 
+const SALT_META: &str = "pairwise_salt";
+const SALT_AAD: &str = "meta:pairwise_salt";
+
+/// The secret salt of pairwise subject identifiers: created once (stored encrypted under the
+/// master key, in the database so every instance shares it), then read back.
+pub async fn pairwise_salt(store: &dyn Store, master: &MasterKey) -> Result<zeroize::Zeroizing<Vec<u8>>, SignerError> {
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    let candidate = master.encrypt(&fresh, SALT_AAD)?;
+    fresh.iter_mut().for_each(|b| *b = 0);
+    let stored = store.put_meta_if_absent(SALT_META, &candidate).await?;
+    master
+        .decrypt(&stored, SALT_AAD)
+        .map_err(|e| SignerError::CorruptKey { kid: SALT_META.into(), reason: e.to_string() })
+}
+
 /// `latchkey keys rotate`: a new key for every configured algorithm, published now, signing
 /// after `signing.rotation_delay`; the current keys retire at that moment.
 pub async fn rotate(

@@ -92,6 +92,8 @@ pub trait HealthStore: Send + Sync {
     /// Close the pool, waiting for connections in use.
     async fn close(&self);
     fn backend(&self) -> Backend;
+    /// Connections in the pool now: (open, of which idle). For the `db_pool_connections` gauge.
+    fn pool_stats(&self) -> (u32, usize);
 }
 
 /// Everything the server needs from a database.

@@ -1493,6 +1493,10 @@ macro_rules! impl_store {
             fn backend(&self) -> latchkey_core::settings::Backend {
                 Self::BACKEND
             }
+
+            fn pool_stats(&self) -> (u32, usize) {
+                (self.pool.size(), self.pool.num_idle())
+            }
         }
     };
 }

@@ -68,7 +68,7 @@ pub fn mint(state: &AppState, s: &Subject<'_>, now: UnixTime) -> Result<Minted, 
             });
             if let Some(o) = claims.as_object_mut() {
                 match s.grant.and_then(|g| g.user_id.as_deref()) {
-                    Some(u) => o.insert("sub".into(), json!(u)),
+                    Some(u) => o.insert("sub".into(), json!(latchkey_web::subject::for_client(state, s.client, u))),
                     None => o.insert("sub".into(), json!(s.client.client_id)),
                 };
                 if !s.scope.is_empty() {

@@ -58,15 +58,17 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         "expires_in": at.expires_in,
         "scope": grant.scope,
     });
+    let with_id_token = grant.scope.split(' ').any(|s| s == "openid");
     if let Some(o) = body.as_object_mut() {
         if let Some(r) = &refresh {
             o.insert("refresh_token".into(), json!(r.expose()));
         }
-        if grant.scope.split(' ').any(|s| s == "openid") {
+        if with_id_token {
             let token = id_token::issue(state, client, grant, redeemed.nonce.as_deref(), Some(&at.token), now).await?;
             o.insert("id_token".into(), json!(token));
         }
     }
+    crate::count_issued("authorization_code", refresh.is_some(), with_id_token);
     Ok(no_store_json(StatusCode::OK, body))
 }
 

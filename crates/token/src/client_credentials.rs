@@ -57,6 +57,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
             .await
             .map_err(OAuthError::server_error)?;
     }
+    crate::count_issued("client_credentials", false, false);
     let mut body = json!({ "access_token": at.token, "token_type": "Bearer", "expires_in": at.expires_in });
     if !scope.is_empty()
         && let Some(o) = body.as_object_mut()

@@ -57,7 +57,7 @@ pub async fn issue(
         claims.insert(k.to_owned(), v);
     };
     set("iss", json!(state.settings.issuer));
-    set("sub", json!(user.id));
+    set("sub", json!(latchkey_web::subject::for_client(state, client, &user.id)));
     set("aud", json!(client.client_id));
     set("azp", json!(client.client_id));
     set("iat", json!(now));

@@ -25,6 +25,11 @@ pub async fn post_introspect(State(state): State<AppState>, form: FormParams) ->
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    // RFC 7662 §2.1: the caller must be authorised; a public client proves nothing.
+    if !client.auth_method.is_confidential() {
+        return BackChannel::new(OAuthError::invalid_client("introspection needs a confidential client"))
+            .into_response();
+    }
     let Some(token) = params.get("token") else {
         return BackChannel::new(OAuthError::invalid_request("token is required")).into_response();
     };
@@ -68,6 +73,14 @@ async fn username_of(state: &AppState, user_id: Option<&str>) -> Result<Option<S
     }
 }
 
+/// The `sub` of a user's token as its client knows it (pairwise clients get their own).
+async fn subject_of(state: &AppState, client_id: &str, user_id: &str) -> Result<String, latchkey_storage::StoreError> {
+    Ok(match state.store.get_client(client_id).await? {
+        Some(c) => latchkey_web::subject::for_client(state, &c, user_id),
+        None => user_id.to_owned(),
+    })
+}
+
 async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
     let Some(v) = access::validate(state, token).await? else { return Ok(None) };
     let mut body = Map::new();
@@ -85,7 +98,7 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
     }
     match v.user_id() {
         Some(u) => {
-            body.insert("sub".into(), json!(u));
+            body.insert("sub".into(), json!(subject_of(state, &v.client_id, u).await?));
             if let Some(name) = username_of(state, Some(u)).await? {
                 body.insert("username".into(), json!(name));
             }
@@ -108,15 +121,15 @@ async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, lat
         return Ok(None);
     }
     let mut body = Map::new();
+    // RFC 7662 §2.2: token_type names access-token types; a refresh token has none.
     body.insert("active".into(), json!(true));
-    body.insert("token_type".into(), json!("refresh_token"));
     body.insert("client_id".into(), json!(v.grant.client_id));
     body.insert("iss".into(), json!(state.settings.issuer));
     body.insert("exp".into(), json!(v.expires_at));
     body.insert("iat".into(), json!(v.created_at));
     body.insert("scope".into(), json!(v.scope));
     if let Some(u) = v.grant.user_id.as_deref() {
-        body.insert("sub".into(), json!(u));
+        body.insert("sub".into(), json!(subject_of(state, &v.grant.client_id, u).await?));
         if let Some(name) = username_of(state, Some(u)).await? {
             body.insert("username".into(), json!(name));
         }

@@ -28,6 +28,18 @@ pub fn router() -> Router<AppState> {
         .route(INTROSPECT_PATH, post(introspect::post_introspect))
 }
 
+/// Count the tokens of one successful token response: Prometheus
+/// `tokens_issued_total{grant, type}`, `type` one of access_token, refresh_token, id_token.
+fn count_issued(grant: &'static str, refresh: bool, id_token: bool) {
+    metrics::counter!("tokens_issued_total", "grant" => grant, "type" => "access_token").increment(1);
+    if refresh {
+        metrics::counter!("tokens_issued_total", "grant" => grant, "type" => "refresh_token").increment(1);
+    }
+    if id_token {
+        metrics::counter!("tokens_issued_total", "grant" => grant, "type" => "id_token").increment(1);
+    }
+}
+
 pub fn capabilities(settings: &Settings) -> Capabilities {
     let methods = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"];
     let assertion_algs = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
@@ -45,4 +57,9 @@ pub fn capabilities(settings: &Settings) -> Capabilities {
         .add("introspection_endpoint_auth_signing_alg_values_supported", assertion_algs)
         .add("scopes_supported", ["offline_access"])
         .add("claim_types_supported", ["normal"])
+        .add("userinfo_signing_alg_values_supported", signing_algs(settings))
+}
+
+fn signing_algs(settings: &Settings) -> Vec<String> {
+    settings.signing_algorithms().unwrap_or_default().iter().map(|a| a.as_str().to_owned()).collect()
 }

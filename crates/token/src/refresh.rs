@@ -79,6 +79,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         Ok(Rotation::Rotated { grant, .. }) => grant,
         Ok(Rotation::Refused(e)) => return Err(e),
         Ok(Rotation::Replayed { grant_id }) => {
+            metrics::counter!("refresh_reuse_detected_total").increment(1);
             tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, "refresh token reuse detected; the token family is revoked");
             return Err(OAuthError::invalid_grant("the refresh token was already used"));
         }
@@ -97,11 +98,11 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         "refresh_token": next.expose(),
     });
     // OIDC Core §12.2: an ID token on refresh keeps sub and auth_time and has no nonce.
-    if scope.split(' ').any(|s| s == "openid")
-        && let Some(o) = body.as_object_mut()
-    {
+    let with_id_token = scope.split(' ').any(|s| s == "openid");
+    if with_id_token && let Some(o) = body.as_object_mut() {
         let token = id_token::issue(state, client, &grant, None, Some(&at.token), now).await?;
         o.insert("id_token".into(), json!(token));
     }
+    crate::count_issued("refresh_token", true, with_id_token);
     Ok(no_store_json(StatusCode::OK, body))
 }

@@ -94,6 +94,32 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
         .map(|v| ClaimsRequest::from_json(&v).userinfo)
         .unwrap_or_default();
     let mut claims = select(&user, &scope, &requested, true);
-    claims.insert("sub".into(), Value::String(user.id.clone()));
+    // The sub the token's client knows (pairwise clients get their own).
+    let client = match state.store.get_client(&view.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return invalid(),
+        Err(e) => return latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),
+    };
+    claims.insert("sub".into(), Value::String(latchkey_web::subject::for_client(state, &client, &user.id)));
+    // OIDC Core §5.3.2: a client that registered userinfo_signed_response_alg gets a JWT with
+    // iss and aud.
+    let signed = client
+        .metadata
+        .get("userinfo_signed_response_alg")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<latchkey_core::model::SigningAlg>().ok());
+    if let Some(alg) = signed {
+        claims.insert("iss".into(), Value::String(state.settings.issuer.clone()));
+        claims.insert("aud".into(), Value::String(client.client_id.clone()));
+        return match state.keys.sign(alg, "JWT", &Value::Object(claims), state.now()) {
+            Ok(jwt) => {
+                let mut r = (StatusCode::OK, jwt.token).into_response();
+                r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/jwt"));
+                r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),
+        };
+    }
     no_store_json(StatusCode::OK, Value::Object(claims))
 }

@@ -150,33 +150,22 @@ async fn authenticate_assertion(
     }
     let client = load(state, iss, false).await?;
     // The registered method decides which algorithms may be used (no algorithm confusion).
-    let verifier: Box<dyn JwsVerifier> = match (client.auth_method, alg) {
-        (ClientAuthMethod::ClientSecretJwt, "HS256" | "HS384" | "HS512") => {
-            let enc = client.secret_enc.as_deref().ok_or_else(|| fail(false, "client has no stored secret"))?;
-            let secret = state
-                .master
-                .decrypt(enc, &format!("client_secret:{}", client.client_id))
-                .map_err(|_| fail(false, "client secret cannot be decrypted"))?;
-            let v: Result<Box<dyn JwsVerifier>, _> = match alg {
-                "HS256" => HS256.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-                "HS384" => HS384.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-                _ => HS512.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-            };
-            v.map_err(|e| fail(false, e.to_string()))?
-        }
-        (ClientAuthMethod::PrivateKeyJwt, "RS256" | "PS256" | "ES256" | "EdDSA") => {
-            let kid = header.get("kid").and_then(Value::as_str);
-            let jwk = client_key(state, &client, kid, alg).await?;
-            let v: Result<Box<dyn JwsVerifier>, _> = match alg {
-                "RS256" => RS256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-                "PS256" => PS256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-                "ES256" => ES256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-                _ => EdDSA.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
-            };
-            v.map_err(|e| fail(false, format!("client key unusable: {e}")))?
-        }
-        _ => return Err(fail(false, "assertion algorithm or method does not match the registration")),
-    };
+    let allowed = matches!(
+        (client.auth_method, alg),
+        (ClientAuthMethod::ClientSecretJwt, "HS256" | "HS384" | "HS512")
+            | (ClientAuthMethod::PrivateKeyJwt, "RS256" | "PS256" | "ES256" | "EdDSA")
+    );
+    if !allowed {
+        return Err(fail(false, "assertion algorithm or method does not match the registration"));
+    }
+    // OIDC Registration §2: a registered token_endpoint_auth_signing_alg is the only one accepted.
+    if let Some(registered) = client.metadata.get("token_endpoint_auth_signing_alg").and_then(Value::as_str)
+        && registered != alg
+    {
+        return Err(fail(false, "assertion algorithm differs from token_endpoint_auth_signing_alg"));
+    }
+    let kid = header.get("kid").and_then(Value::as_str);
+    let verifier = client_verifier(state, &client, alg, kid).await.map_err(|e| fail(false, e))?;
     let (payload, _) = josekit::jws::deserialize_compact(assertion, verifier.as_ref())
         .map_err(|_| fail(false, "bad assertion signature"))?;
     let claims: serde_json::Map<String, Value> = match serde_json::from_slice(&payload) {
@@ -195,6 +184,43 @@ async fn authenticate_assertion(
         return Err(fail(false, "client assertion replayed"));
     }
     Ok(client)
+}
+
+/// A verifier for a JWS the client signed with `alg`: its registered keys (`jwks` or
+/// `jwks_uri`) for RS256/PS256/ES256/EdDSA, its secret (kept encrypted) for HS256/384/512.
+/// Nothing else, `none` least of all.
+pub async fn client_verifier(
+    state: &AppState,
+    client: &Client,
+    alg: &str,
+    kid: Option<&str>,
+) -> Result<Box<dyn JwsVerifier>, String> {
+    match alg {
+        "HS256" | "HS384" | "HS512" => {
+            let enc = client.secret_enc.as_deref().ok_or("client has no stored secret")?;
+            let secret = state
+                .master
+                .decrypt(enc, &format!("client_secret:{}", client.client_id))
+                .map_err(|_| "client secret cannot be decrypted".to_string())?;
+            let v: Result<Box<dyn JwsVerifier>, _> = match alg {
+                "HS256" => HS256.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                "HS384" => HS384.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                _ => HS512.verifier_from_bytes(&*secret).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+            };
+            v.map_err(|e| e.to_string())
+        }
+        "RS256" | "PS256" | "ES256" | "EdDSA" => {
+            let jwk = client_key(state, client, kid, alg).await.map_err(|e| e.error.to_string())?;
+            let v: Result<Box<dyn JwsVerifier>, _> = match alg {
+                "RS256" => RS256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                "PS256" => PS256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                "ES256" => ES256.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+                _ => EdDSA.verifier_from_jwk(&jwk).map(|v| Box::new(v) as Box<dyn JwsVerifier>),
+            };
+            v.map_err(|e| format!("client key unusable: {e}"))
+        }
+        other => Err(format!("algorithm {other} is not accepted")),
+    }
 }
 
 fn check_claims(
@@ -248,7 +274,16 @@ async fn client_key(state: &AppState, client: &Client, kid: Option<&str>, alg: &
         (Some(j), _) => {
             Arc::new(JwkSet::from_bytes(j.as_bytes()).map_err(|_| fail(false, "registered jwks is invalid"))?)
         }
-        (None, Some(uri)) => jwks_from_uri(state, uri).await?,
+        (None, Some(uri)) => {
+            let cached = jwks_from_uri(state, uri, false).await?;
+            // A kid we have not seen: the client may have rotated its keys; fetch again
+            // (at most once per few seconds per URI, so a stream of bogus kids cannot make
+            // us hammer the client's server).
+            match kid {
+                Some(k) if cached.get(k).is_empty() => jwks_from_uri(state, uri, true).await?,
+                _ => cached,
+            }
+        }
         (None, None) => return Err(fail(false, "client has no registered keys")),
     };
     let kty = match alg {
@@ -272,9 +307,12 @@ async fn client_key(state: &AppState, client: &Client, kid: Option<&str>, alg: &
     Jwk::from_map(members).map_err(|e| fail(false, format!("client key unusable: {e}")))
 }
 
-async fn jwks_from_uri(state: &AppState, uri: &str) -> Result<Arc<JwkSet>, BackChannel> {
+/// Seconds a fetched JWK Set is kept even when a refresh is asked for (unknown kid).
+const MIN_REFETCH_INTERVAL: i64 = 5;
+
+async fn jwks_from_uri(state: &AppState, uri: &str, refresh: bool) -> Result<Arc<JwkSet>, BackChannel> {
     let now = state.now();
-    let ttl = state.settings.client_auth.jwks_cache_ttl;
+    let ttl = if refresh { MIN_REFETCH_INTERVAL } else { state.settings.client_auth.jwks_cache_ttl };
     if let Ok(cache) = state.jwks_cache.0.read()
         && let Some((at, set)) = cache.get(uri)
         && now - at < ttl

@@ -1,7 +1,8 @@
 //! Fetching client-supplied URLs (`jwks_uri`, later `request_uri`, `sector_identifier_uri`)
-//! without becoming an SSRF tool: https only (plain http to loopback in development mode),
-//! every resolved address checked and pinned (no DNS rebinding), redirects followed only to
-//! addresses that pass the same check, a timeout and a size cap.
+//! and posting to them (`backchannel_logout_uri`) without becoming an SSRF tool: https only
+//! (plain http to loopback in development mode), every resolved address checked and pinned (no
+//! DNS rebinding), redirects followed only to addresses that pass the same check (never, for a
+//! POST), a timeout and a size cap.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -149,6 +150,38 @@ pub async fn get(url: &str, dev_loopback: bool) -> Result<Vec<u8>, FetchError> {
     Err(FetchError::TooManyRedirects)
 }
 
+/// POST `form` as application/x-www-form-urlencoded to `url` and return the response status.
+/// Redirects are not followed (a 3xx is returned as it is); the body is not read.
+pub async fn post_form(
+    url: &str,
+    form: &[(&str, &str)],
+    dev_loopback: bool,
+    timeout: Duration,
+) -> Result<u16, FetchError> {
+    let target = Url::parse(url).map_err(|_| FetchError::BadUrl)?;
+    check_url(&target, dev_loopback)?;
+    let addr = resolve(&target, dev_loopback).await?;
+    let host = target.host_str().ok_or(FetchError::BadUrl)?.to_owned();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // Connect to the address we checked, whatever DNS says next.
+        .resolve(&host, addr)
+        .build()
+        .map_err(|e| FetchError::Request(e.to_string()))?;
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let resp = client
+        .post(target)
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        // Without the URL: reqwest's errors name it, and the form may hold a token.
+        .map_err(|e| FetchError::Request(e.without_url().to_string()))?;
+    Ok(resp.status().as_u16())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +224,44 @@ mod tests {
         assert_eq!(get("not a url", true).await, Err(FetchError::BadUrl));
         // Development mode allows plain http to loopback only.
         assert_eq!(get("http://10.0.0.1/x", true).await, Err(FetchError::NotHttps));
+    }
+
+    #[tokio::test]
+    async fn post_form_refuses_the_same_targets_without_connecting() {
+        let t = Duration::from_secs(1);
+        let form = [("logout_token", "x")];
+        assert_eq!(post_form("http://example.com/bc", &form, false, t).await, Err(FetchError::NotHttps));
+        assert_eq!(post_form("http://127.0.0.1:1/bc", &form, false, t).await, Err(FetchError::NotHttps));
+        assert_eq!(post_form("https://127.0.0.1:1/bc", &form, false, t).await, Err(FetchError::PrivateAddress));
+        assert_eq!(post_form("https://192.168.0.10/bc", &form, true, t).await, Err(FetchError::PrivateAddress));
+        assert_eq!(post_form("http://10.0.0.1/bc", &form, true, t).await, Err(FetchError::NotHttps));
+        assert_eq!(post_form("not a url", &form, true, t).await, Err(FetchError::BadUrl));
+    }
+
+    #[tokio::test]
+    async fn post_form_sends_the_form_and_does_not_follow_redirects() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains("logout_token=a%2Bb") {
+                let n = sock.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            sock.write_all(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        let status =
+            post_form(&format!("http://{addr}/bc"), &[("logout_token", "a+b")], true, Duration::from_secs(5)).await;
+        assert_eq!(status, Ok(302));
+        let req = server.await.unwrap();
+        assert!(req.starts_with("POST /bc "), "{req}");
+        assert!(req.to_ascii_lowercase().contains("content-type: application/x-www-form-urlencoded"), "{req}");
     }
 }

@@ -2,6 +2,7 @@
 //! extraction, client authentication, sessions, error renderers, security headers, and the
 //! capability records that discovery is assembled from.
 
+pub mod backchannel;
 pub mod capabilities;
 pub mod client_auth;
 pub mod cookies;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod passwords;
 pub mod redirect;
 pub mod state;
+pub mod subject;
 
 pub use capabilities::Capabilities;
 pub use errors::{BackChannel, ErrorPage};

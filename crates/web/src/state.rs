@@ -18,6 +18,8 @@ pub struct AppStateInner {
     pub master: MasterKey,
     /// Fetched `jwks_uri` documents.
     pub jwks_cache: crate::client_auth::JwksCache,
+    /// Secret salt of pairwise subject identifiers (stored encrypted in the database).
+    pub pairwise_salt: zeroize::Zeroizing<Vec<u8>>,
 }
 
 /// Cheap to clone; a local newtype so extractors can be implemented for it.

@@ -1,0 +1,168 @@
+//! Request objects (OIDC Core §6, RFC 9101) and pushed requests (RFC 9126): turn `request`,
+//! `request_uri` or a PAR `urn:` reference into the authorization parameters.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey_core::model::Client;
+use latchkey_core::{ErrorCode, OAuthError, SecretToken};
+use latchkey_web::AppState;
+use latchkey_web::params::Params;
+use serde_json::{Map, Value};
+
+pub const PAR_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+fn invalid_object(why: &str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequestObject, "the request object is not valid").because(why.to_owned())
+}
+
+fn invalid_uri(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequestUri, "the request_uri cannot be used").because(why.into())
+}
+
+/// The parameters to use, and whether they came from a pushed request.
+pub async fn resolve(state: &AppState, client: &Client, params: Params) -> Result<(Params, bool), OAuthError> {
+    let request = params.get("request").map(str::to_owned);
+    let request_uri = params.get("request_uri").map(str::to_owned);
+    match (request, request_uri) {
+        (None, None) => Ok((params, false)),
+        // OIDC Core §6: not both.
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("request and request_uri cannot both be used")),
+        (Some(jwt), None) => Ok((merge(params, verify(state, client, &jwt).await?), false)),
+        (None, Some(uri)) if uri.starts_with(PAR_PREFIX) => {
+            // RFC 9126 §4: one-time, bound to the client that pushed it.
+            let hash = SecretToken::from_presented(&uri).hash();
+            let pushed = state
+                .store
+                .take_pushed_request(&hash, state.now())
+                .await
+                .map_err(OAuthError::server_error)?
+                .ok_or_else(|| invalid_uri("unknown, used or expired pushed request"))?;
+            if pushed.client_id != client.client_id {
+                return Err(invalid_uri("pushed by another client"));
+            }
+            let stored: Map<String, Value> =
+                serde_json::from_str(&pushed.params).map_err(|e| OAuthError::server_error(e.to_string()))?;
+            let mut out = Params::default();
+            for (k, v) in stored {
+                if let Value::String(s) = v {
+                    out.insert(&k, &s);
+                }
+            }
+            Ok((out, true))
+        }
+        (None, Some(uri)) => {
+            if uri.len() > 512 {
+                return Err(invalid_uri("request_uri longer than 512 characters"));
+            }
+            // OIDC Registration §2: when a client registered request_uris, only those.
+            let bare = uri.split('#').next().unwrap_or_default();
+            if !client.request_uris.is_empty() && !client.request_uris.iter().any(|r| r.split('#').next() == Some(bare))
+            {
+                return Err(invalid_uri("request_uri is not registered for the client"));
+            }
+            let body = latchkey_web::fetch::get(&uri, state.settings.development_mode)
+                .await
+                .map_err(|e| invalid_uri(format!("fetching request_uri failed: {e}")))?;
+            let jwt = String::from_utf8(body).map_err(|_| invalid_uri("request_uri content is not text"))?;
+            Ok((merge(params, verify(state, client, jwt.trim()).await?), false))
+        }
+    }
+}
+
+/// OIDC Core §6.3.3: the request object's values win over the query's.
+fn merge(mut query: Params, object: Map<String, Value>) -> Params {
+    query.remove("request");
+    query.remove("request_uri");
+    for (k, v) in object {
+        let s = match v {
+            Value::String(s) => s,
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        query.insert(&k, &s);
+    }
+    query
+}
+
+fn decode(part: Option<&str>) -> Option<Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(part?).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Verify a request object and return its claims.
+pub async fn verify(state: &AppState, client: &Client, jwt: &str) -> Result<Map<String, Value>, OAuthError> {
+    if jwt.len() > 16 * 1024 {
+        return Err(invalid_object("request object larger than 16 KiB"));
+    }
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return Err(invalid_object("not a compact JWS (encrypted request objects are not supported)"));
+    }
+    let header = decode(parts.first().copied()).ok_or_else(|| invalid_object("malformed header"))?;
+    if header.contains_key("crit") {
+        return Err(invalid_object("unsupported crit header"));
+    }
+    let alg = header.get("alg").and_then(Value::as_str).ok_or_else(|| invalid_object("no alg"))?;
+    if let Some(registered) = client.request_object_signing_alg.as_deref()
+        && registered != alg
+    {
+        return Err(invalid_object("alg differs from the registered request_object_signing_alg"));
+    }
+    let claims = if alg == "none" {
+        // Unsigned only when the client registered it and the operator allows it.
+        let allowed = client.request_object_signing_alg.as_deref() == Some("none")
+            && state.settings.request_objects.allow_unsigned;
+        if !allowed || parts.get(2).is_some_and(|s| !s.is_empty()) {
+            return Err(invalid_object("unsigned request objects are not accepted for this client"));
+        }
+        decode(parts.get(1).copied()).ok_or_else(|| invalid_object("malformed payload"))?
+    } else {
+        let kid = header.get("kid").and_then(Value::as_str);
+        let verifier = latchkey_web::client_auth::client_verifier(state, client, alg, kid)
+            .await
+            .map_err(|e| invalid_object(&e))?;
+        let (payload, _) =
+            josekit::jws::deserialize_compact(jwt, verifier.as_ref()).map_err(|_| invalid_object("bad signature"))?;
+        match serde_json::from_slice(&payload) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(invalid_object("payload is not a JSON object")),
+        }
+    };
+    check_claims(state, client, &claims)?;
+    Ok(claims)
+}
+
+fn check_claims(state: &AppState, client: &Client, claims: &Map<String, Value>) -> Result<(), OAuthError> {
+    let now = state.now();
+    let s = |k: &str| claims.get(k).and_then(Value::as_str);
+    // RFC 9101 §5: client_id inside must match; iss, when present, is the client.
+    if claims.contains_key("client_id") && s("client_id") != Some(client.client_id.as_str()) {
+        return Err(invalid_object("client_id does not match"));
+    }
+    if claims.contains_key("iss") && s("iss") != Some(client.client_id.as_str()) {
+        return Err(invalid_object("iss is not the client"));
+    }
+    if let Some(aud) = claims.get("aud") {
+        let ok = match aud {
+            Value::String(a) => a == &state.settings.issuer,
+            Value::Array(v) => v.iter().any(|a| a.as_str() == Some(state.settings.issuer.as_str())),
+            _ => false,
+        };
+        if !ok {
+            return Err(invalid_object("aud is not this issuer"));
+        }
+    }
+    if claims.get("exp").is_some_and(|e| e.as_i64().is_none_or(|e| e <= now)) {
+        return Err(invalid_object("expired"));
+    }
+    if claims.get("nbf").and_then(Value::as_i64).is_some_and(|n| n > now + 5) {
+        return Err(invalid_object("not yet valid"));
+    }
+    if claims.contains_key("request") || claims.contains_key("request_uri") {
+        return Err(invalid_object("request objects cannot nest"));
+    }
+    Ok(())
+}

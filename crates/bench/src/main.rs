@@ -1,0 +1,213 @@
+//! `latchkey-bench`: a load generator for Latchkey. It starts `latchkey serve` itself (a fresh
+//! server per scenario, on SQLite in a temporary directory or on a fresh PostgreSQL database),
+//! seeds it through the CLI, drives each scenario over `--connections` keep-alive HTTP/1.1
+//! connections for `--duration` seconds after a warm-up, and prints one markdown table:
+//! requests/s, latency quantiles, errors and the server's peak RSS.
+//!
+//! ```sh
+//! cargo build --release -p latchkey -p latchkey-bench && target/release/latchkey-bench
+//! ```
+
+mod client;
+mod flow;
+mod run;
+mod scenarios;
+mod server;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::scenarios::{ALL, Ctx, Row};
+use crate::server::Backend;
+
+#[derive(Parser)]
+#[command(name = "latchkey-bench", version, about = "Load generator for Latchkey; prints one markdown table")]
+struct Args {
+    /// The latchkey binary to run [default: `latchkey` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
+    /// Run the servers on PostgreSQL: a fresh database per scenario on this server, dropped
+    /// afterwards, named after the URL's database (`postgres://user@host:5432/NAME`).
+    /// Default: SQLite in a temporary directory.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Keep-alive connections (one closed-loop worker each).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds of recorded requests per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of unrecorded requests before each scenario's recording.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// A scenario to run (repeatable) [default: all].
+    #[arg(long = "scenario", value_name = "NAME", value_parser = PossibleValuesParser::new(ALL))]
+    scenarios: Vec<String>,
+    /// A quick check for CI: 1 s per scenario on 4 connections; exits non-zero when any
+    /// scenario had an error or answered no request.
+    #[arg(long)]
+    smoke: bool,
+    /// Threads of the load generator's runtime (it shares the machine with the server).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = if args.client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads).enable_all().build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("latchkey-bench: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(bench(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("latchkey-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn server_bin(given: Option<PathBuf>) -> Result<PathBuf> {
+    let bin = match given {
+        Some(p) => p,
+        None => {
+            let me = std::env::current_exe().context("cannot find this executable's path")?;
+            me.with_file_name("latchkey")
+        }
+    };
+    if !bin.is_file() {
+        bail!(
+            "no latchkey binary at {}: build it in the same profile (`cargo build --release -p latchkey \
+             -p latchkey-bench`) or pass --server-bin",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Run the scenarios and print the table; false when the run should fail.
+async fn bench(args: Args) -> Result<bool> {
+    let bin = server_bin(args.server_bin)?;
+    let backend = match args.database_url.as_deref() {
+        None | Some("") | Some("sqlite") => Backend::Sqlite,
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Backend::Postgres(url::Url::parse(u).context("--database-url is not a URL")?)
+        }
+        Some(_) => bail!("--database-url must be a postgres:// URL (SQLite is the default)"),
+    };
+    let (connections, duration, warmup) =
+        if args.smoke { (4, 1.0, 0.3) } else { (args.connections.max(1), args.duration, args.warmup) };
+    let in_range = duration > 0.0 && duration <= 3600.0 && (0.0..=600.0).contains(&warmup);
+    if !in_range {
+        bail!("--duration must be in (0, 3600] and --warmup in [0, 600] seconds");
+    }
+    let ctx = Ctx {
+        bin,
+        backend,
+        connections,
+        warmup: Duration::from_secs_f64(warmup),
+        duration: Duration::from_secs_f64(duration),
+    };
+    let names: Vec<&str> = if args.scenarios.is_empty() {
+        ALL.to_vec()
+    } else {
+        ALL.iter().copied().filter(|n| args.scenarios.iter().any(|s| s == n)).collect()
+    };
+    eprintln!(
+        "latchkey-bench: {} on {}, {} connections, {warmup} s warm-up + {duration} s per scenario, server {}",
+        names.join(", "),
+        ctx.backend.describe(),
+        ctx.connections,
+        ctx.bin.display()
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    for name in &names {
+        eprintln!("latchkey-bench: {name} …");
+        match scenarios::run(name, &ctx).await {
+            Ok(r) => {
+                for row in &r {
+                    let s = &row.stats;
+                    eprintln!(
+                        "latchkey-bench:   {}: {} requests, {:.0}/s, {} errors",
+                        s.name,
+                        s.requests(),
+                        s.rate(),
+                        s.errors
+                    );
+                    if let Some(e) = &s.first_error {
+                        eprintln!("latchkey-bench:   first error: {e}");
+                    }
+                }
+                rows.extend(r);
+            }
+            Err(e) => {
+                eprintln!("latchkey-bench:   {name} failed: {e:#}");
+                failed.push(((*name).to_owned(), format!("{e:#}")));
+            }
+        }
+    }
+
+    println!("| scenario | req/s | p50 ms | p99 ms | p99.9 ms | errors | server peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let s = &row.stats;
+        let rss = row.rss_mib.map(|m| format!("{m:.0}")).unwrap_or_else(|| "?".into());
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {} | {rss} |",
+            s.name,
+            s.rate(),
+            fmt_ms(s.ms(0.5)),
+            fmt_ms(s.ms(0.99)),
+            fmt_ms(s.ms(0.999)),
+            s.errors
+        );
+    }
+    for (name, _) in &failed {
+        println!("| {name} | failed | | | | | |");
+    }
+
+    let mut ok = failed.is_empty();
+    if args.smoke {
+        for row in &rows {
+            if row.stats.errors > 0 || row.stats.requests() == 0 {
+                eprintln!(
+                    "latchkey-bench: smoke: {} had {} errors and {} requests",
+                    row.stats.name,
+                    row.stats.errors,
+                    row.stats.requests()
+                );
+                ok = false;
+            }
+        }
+        if ok {
+            eprintln!("latchkey-bench: smoke pass: every scenario answered without errors");
+        }
+    }
+    Ok(ok)
+}
+
+/// Milliseconds with precision that suits the magnitude.
+fn fmt_ms(ms: f64) -> String {
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
+}

@@ -1,0 +1,113 @@
+//! GET /metrics: Prometheus text format, on the main listener or on `metrics.bind` only.
+//!
+//! The recorder is process-wide, so other tests in this binary add to the same counters: the
+//! checks compare a series before and after this test's own requests.
+use crate::support::{ClientOpts, Landing, TestServer, authorize_url};
+use serde_json::Value;
+
+/// The sum of every sample of the series starting with `selector` (a name plus the leading
+/// labels, e.g. `logins_total{result="failure"`); 0 when absent.
+fn sample(body: &str, selector: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(selector))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn scrape(srv: &TestServer, base: &str) -> String {
+    let r = srv.http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain") && ct.contains("version=0.0.4"), "{ct}");
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_logins_and_refresh_reuse_with_their_labels() {
+    let srv = TestServer::start().await;
+    let c = srv
+        .add_client(ClientOpts { skip_consent: true, refresh_without_offline_access: true, ..Default::default() })
+        .await;
+    srv.add_user("alice").await;
+    let before = scrape(&srv, &srv.base).await;
+
+    // A failed login: the form comes back with an error.
+    let b = srv.browser();
+    let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
+    let form = b.navigate(&url).await;
+    let again = b.login(form, "alice", "not the password").await;
+    assert!(matches!(&again, Landing::Page(200, p, _) if p.starts_with("/login")), "{again:?}");
+    // A successful sign-in, a code redemption, a refresh, and the same refresh token again.
+    let (code, _nonce, verifier) = srv.sign_in(&srv.browser(), &c, "alice", "openid").await;
+    let r = srv.redeem(&c, &code, &verifier).await;
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    assert_eq!(srv.token(&c, &form).await.status(), 200);
+    assert_eq!(srv.token(&c, &form).await.status(), 400);
+
+    let after = scrape(&srv, &srv.base).await;
+    let grew = |selector: &str, by: f64| {
+        let (b, a) = (sample(&before, selector), sample(&after, selector));
+        assert!(a - b >= by, "{selector}: {b} -> {a}\n{after}");
+    };
+    grew(r#"logins_total{result="failure"}"#, 1.0);
+    grew(r#"logins_total{result="success"}"#, 1.0);
+    grew(r#"tokens_issued_total{grant="authorization_code",type="access_token"}"#, 1.0);
+    grew(r#"tokens_issued_total{grant="authorization_code",type="refresh_token"}"#, 1.0);
+    grew(r#"tokens_issued_total{grant="authorization_code",type="id_token"}"#, 1.0);
+    grew(r#"tokens_issued_total{grant="refresh_token",type="access_token"}"#, 1.0);
+    grew("refresh_reuse_detected_total", 1.0);
+    // Requests by route template (not the raw path), method and status.
+    grew(r#"http_requests_total{route="/token",method="POST",status="200"}"#, 2.0);
+    grew(r#"http_requests_total{route="/token",method="POST",status="400"}"#, 1.0);
+    grew(r#"http_requests_total{route="/login",method="POST",status="200"}"#, 1.0);
+    grew(r#"http_requests_total{route="/metrics",method="GET",status="200"}"#, 1.0);
+    grew(r#"http_request_duration_seconds_count{route="/token"}"#, 3.0);
+    assert!(after.contains(r#"http_request_duration_seconds_bucket{route="/token",le="0.005"}"#), "{after}");
+    assert!(after.contains("# TYPE http_request_duration_seconds histogram"), "{after}");
+    assert!(!after.contains("/authorize?"), "raw paths with query strings must not become labels");
+    // Gauges read at scrape time.
+    assert!(after.contains(r#"signing_key_age_seconds{alg="RS256"}"#), "{after}");
+    assert!(after.contains(r#"db_pool_connections{state="idle"}"#), "{after}");
+    assert!(after.contains(r#"db_pool_connections{state="in_use"}"#), "{after}");
+    assert!(sample(&after, r#"db_pool_connections{state="max"}"#) >= 1.0);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_share_one_route_label() {
+    let srv = TestServer::start().await;
+    let r = srv.http.get(srv.url("/no/such/page/12345")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body = scrape(&srv, &srv.base).await;
+    assert!(body.contains(r#"http_requests_total{route="unmatched",method="GET",status="404"}"#), "{body}");
+    assert!(!body.contains("12345"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn with_metrics_bind_metrics_is_on_the_admin_listener_only() {
+    let srv = TestServer::start_with(|s| s.metrics.bind = "127.0.0.1:0".into()).await;
+    let admin = srv.server.as_ref().unwrap().metrics_addr.expect("an admin listener");
+    assert_ne!(admin, srv.server.as_ref().unwrap().addr);
+    let r = srv.http.get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "/metrics must not be on the main port");
+    // Requests to the main port are still counted, and shown on the admin port.
+    assert_eq!(srv.http.get(srv.url("/healthz")).send().await.unwrap().status(), 200);
+    let body = scrape(&srv, &format!("http://{admin}")).await;
+    assert!(body.contains(r#"http_requests_total{route="/healthz",method="GET",status="200"}"#), "{body}");
+    // Only /metrics is there.
+    let r = srv.http.get(format!("http://{admin}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn disabled_metrics_have_no_endpoint() {
+    let srv = TestServer::start_with(|s| s.metrics.enabled = false).await;
+    let r = srv.http.get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    srv.stop().await;
+}

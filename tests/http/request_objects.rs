@@ -1,0 +1,281 @@
+//! Request objects (OIDC Core §6, RFC 9101) and pushed authorization requests (RFC 9126).
+use crate::support::{
+    ClientOpts, Landing, PASSWORD, RegisteredClient, TestServer, authorize_url, pkce_pair, query_param,
+};
+use josekit::jws::{ES256, JwsHeader, JwsSigner};
+use latchkey_core::Clock;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Rp {
+    client: RegisteredClient,
+    signer: Box<dyn JwsSigner>,
+}
+
+async fn rp_with_keys(srv: &TestServer) -> Rp {
+    let kp = ES256.generate_key_pair().unwrap();
+    let mut public = kp.to_jwk_public_key();
+    public.set_key_id("rp1");
+    let jwks = json!({"keys": [serde_json::to_value(public.as_ref()).unwrap()]}).to_string();
+    let client = srv.add_client(ClientOpts { skip_consent: true, jwks: Some(jwks), ..Default::default() }).await;
+    Rp { client, signer: Box::new(ES256.signer_from_jwk(&kp.to_jwk_private_key()).unwrap()) }
+}
+
+fn sign(signer: &dyn JwsSigner, claims: &Value) -> String {
+    let mut h = JwsHeader::new();
+    h.set_token_type("oauth-authz-req+jwt");
+    h.set_key_id("rp1");
+    josekit::jws::serialize_compact(claims.to_string().as_bytes(), &h, signer).unwrap()
+}
+
+fn request_claims(srv: &TestServer, rp: &Rp, challenge: &str, state: &str) -> Value {
+    json!({
+        "iss": rp.client.id, "aud": srv.base, "client_id": rp.client.id,
+        "response_type": "code", "redirect_uri": rp.client.redirect_uri, "scope": "openid email",
+        "state": state, "nonce": "n-0S6", "code_challenge": challenge, "code_challenge_method": "S256",
+        "max_age": 3600, "exp": srv.clock.now() + 300,
+    })
+}
+
+async fn finish(_srv: &TestServer, b: &crate::support::Browser, url: &str) -> String {
+    let mut l = b.navigate(url).await;
+    if matches!(&l, Landing::Page(_, p, _) if p.starts_with("/login")) {
+        l = b.login(l, "alice", PASSWORD).await;
+    }
+    let Landing::Client(loc) = l else { panic!("{l:?}") };
+    loc
+}
+
+#[tokio::test]
+async fn a_signed_request_object_wins_over_the_query() {
+    let srv = TestServer::start().await;
+    srv.add_user("alice").await;
+    let rp = rp_with_keys(&srv).await;
+    let (verifier, challenge) = pkce_pair();
+    let jwt = sign(rp.signer.as_ref(), &request_claims(&srv, &rp, &challenge, "from-object"));
+    // The query says another state and scope; the object wins (OIDC Core §6.3.3).
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={}&scope=openid&state=from-query&request={jwt}",
+        srv.base, rp.client.id
+    );
+    let b = srv.browser();
+    let loc = finish(&srv, &b, &url).await;
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("from-object"));
+    let code = query_param(&loc, "code").unwrap();
+    let t: Value = srv.redeem(&rp.client, &code, &verifier).await.json().await.unwrap();
+    assert_eq!(t["scope"], "email openid");
+    let claims = srv.state().keys.verify(t["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["nonce"], "n-0S6");
+}
+
+#[tokio::test]
+async fn bad_request_objects_are_invalid_request_object() {
+    let srv = TestServer::start().await;
+    let rp = rp_with_keys(&srv).await;
+    let other = rp_with_keys(&srv).await;
+    let (_, challenge) = pkce_pair();
+    let (url, ..) = authorize_url(&srv.base, &rp.client, "openid", &[]);
+    let mut cases = vec![];
+    let mut c = request_claims(&srv, &rp, &challenge, "s");
+    c["client_id"] = json!("someone-else");
+    cases.push(("client_id mismatch", sign(rp.signer.as_ref(), &c)));
+    let mut c = request_claims(&srv, &rp, &challenge, "s");
+    c["aud"] = json!("https://elsewhere.example");
+    cases.push(("wrong aud", sign(rp.signer.as_ref(), &c)));
+    let mut c = request_claims(&srv, &rp, &challenge, "s");
+    c["exp"] = json!(srv.clock.now() - 1);
+    cases.push(("expired", sign(rp.signer.as_ref(), &c)));
+    cases.push((
+        "signed by another client's key",
+        sign(other.signer.as_ref(), &request_claims(&srv, &rp, &challenge, "s")),
+    ));
+    let mut c = request_claims(&srv, &rp, &challenge, "s");
+    c["request_uri"] = json!("https://x.example/r");
+    cases.push(("nested", sign(rp.signer.as_ref(), &c)));
+    for (what, jwt) in cases {
+        let r = srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{what}");
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request_object"), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn unsigned_request_objects_only_when_registered_and_allowed() {
+    let srv = TestServer::start_with(|s| s.request_objects.allow_unsigned = true).await;
+    srv.add_user("alice").await;
+    let rp = rp_with_keys(&srv).await;
+    let (verifier, challenge) = pkce_pair();
+    let claims = request_claims(&srv, &rp, &challenge, "u");
+    let b64 = |v: &Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
+    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&claims));
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={}&scope=openid&redirect_uri={}&request={unsigned}",
+        srv.base, rp.client.id, rp.client.redirect_uri
+    );
+    let r = srv.http.get(&url).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request_object"), "not registered for none");
+    let mut rec = srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap();
+    rec.request_object_signing_alg = Some("none".into());
+    srv.state().store.update_client(&rec).await.unwrap();
+    let b = srv.browser();
+    let loc = finish(&srv, &b, &url).await;
+    let code = query_param(&loc, "code").expect("accepted once registered and allowed");
+    assert_eq!(srv.redeem(&rp.client, &code, &verifier).await.status(), 200);
+}
+
+async fn serve_text(body: String) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/req",
+        axum::routing::get(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            let b = body.clone();
+            async move { ([("content-type", "application/oauth-authz-req+jwt")], b) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}/req"), hits)
+}
+
+#[tokio::test]
+async fn request_uri_is_fetched_safely() {
+    let srv = TestServer::start_with(|s| s.development_mode = true).await;
+    srv.add_user("alice").await;
+    let rp = rp_with_keys(&srv).await;
+    let (verifier, challenge) = pkce_pair();
+    let jwt = sign(rp.signer.as_ref(), &request_claims(&srv, &rp, &challenge, "by-reference"));
+    let (uri, hits) = serve_text(jwt).await;
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={}&scope=openid&request_uri={}",
+        srv.base,
+        rp.client.id,
+        url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>()
+    );
+    let b = srv.browser();
+    let loc = finish(&srv, &b, &url).await;
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("by-reference"));
+    assert_eq!(srv.redeem(&rp.client, &query_param(&loc, "code").unwrap(), &verifier).await.status(), 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // Outside development mode the same loopback URI is never contacted.
+    let prod = TestServer::start().await;
+    let rp2 = rp_with_keys(&prod).await;
+    let (uri2, hits2) = serve_text("x".into()).await;
+    let (url2, ..) = authorize_url(&prod.base, &rp2.client, "openid", &[("request_uri", &uri2)]);
+    let r = prod.http.get(&url2).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request_uri"));
+    assert_eq!(hits2.load(Ordering::SeqCst), 0);
+}
+
+async fn par(srv: &TestServer, c: &RegisteredClient, form: &[(&str, &str)]) -> reqwest::Response {
+    srv.http.post(srv.url("/par")).basic_auth(&c.id, c.secret.as_deref()).form(form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn pushed_requests_are_one_time_references() {
+    let srv = TestServer::start().await;
+    srv.add_user("alice").await;
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    let (verifier, challenge) = pkce_pair();
+    let form = [
+        ("response_type", "code"),
+        ("redirect_uri", c.redirect_uri.as_str()),
+        ("scope", "openid"),
+        ("state", "pushed"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let r = par(&srv, &c, &form).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: Value = r.json().await.unwrap();
+    let uri = v["request_uri"].as_str().unwrap().to_string();
+    assert!(uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    assert_eq!(v["expires_in"], 60);
+    let enc = url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>();
+    let url = format!("{}/authorize?client_id={}&request_uri={enc}", srv.base, c.id);
+    let b = srv.browser();
+    let loc = finish(&srv, &b, &url).await;
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("pushed"));
+    assert_eq!(srv.redeem(&c, &query_param(&loc, "code").unwrap(), &verifier).await.status(), 200);
+    // One time: the reference is gone.
+    refused(srv.http.get(&url).send().await.unwrap());
+    // Expired after 60 s.
+    let v: Value = par(&srv, &c, &form).await.json().await.unwrap();
+    srv.clock.advance(61);
+    let enc = url::form_urlencoded::byte_serialize(v["request_uri"].as_str().unwrap().as_bytes()).collect::<String>();
+    refused(srv.http.get(format!("{}/authorize?client_id={}&request_uri={enc}", srv.base, c.id)).send().await.unwrap());
+    // Another client cannot use it.
+    let other = srv.add_client(ClientOpts::default()).await;
+    let v: Value = par(&srv, &c, &form).await.json().await.unwrap();
+    let enc = url::form_urlencoded::byte_serialize(v["request_uri"].as_str().unwrap().as_bytes()).collect::<String>();
+    refused(
+        srv.http.get(format!("{}/authorize?client_id={}&request_uri={enc}", srv.base, other.id)).send().await.unwrap(),
+    );
+}
+
+/// No code: an error page, or (the client having one registered redirect URI and no OpenID
+/// scope in the query) invalid_request_uri back to the client.
+fn refused(r: reqwest::Response) {
+    match r.status().as_u16() {
+        400 => {}
+        302 => {
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request_uri"), "{loc}");
+        }
+        s => panic!("unexpected status {s}"),
+    }
+}
+
+#[tokio::test]
+async fn par_errors_and_required_par() {
+    let srv = TestServer::start().await;
+    let c = srv.add_client(ClientOpts::default()).await;
+    let (_, challenge) = pkce_pair();
+    let err = |v: Value| v["error"].as_str().unwrap_or_default().to_string();
+    let r =
+        par(&srv, &c, &[("response_type", "code"), ("redirect_uri", "https://evil.example/cb"), ("scope", "openid")])
+            .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(err(r.json().await.unwrap()), "invalid_request");
+    let r =
+        par(&srv, &c, &[("response_type", "token"), ("redirect_uri", c.redirect_uri.as_str()), ("scope", "openid")])
+            .await;
+    assert_eq!(err(r.json().await.unwrap()), "unsupported_response_type");
+    let r = par(&srv, &c, &[("request_uri", "urn:ietf:params:oauth:request_uri:x"), ("response_type", "code")]).await;
+    assert_eq!(err(r.json().await.unwrap()), "invalid_request");
+    let r = srv.http.post(srv.url("/par")).form(&[("response_type", "code")]).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A client that must push: /authorize without PAR is refused.
+    let strict = srv.add_client(ClientOpts::default()).await;
+    let mut rec = srv.state().store.get_client(&strict.id).await.unwrap().unwrap();
+    rec.require_par = true;
+    srv.state().store.update_client(&rec).await.unwrap();
+    let (url, ..) = authorize_url(&srv.base, &strict, "openid", &[]);
+    let r = srv.http.get(&url).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request"));
+    let r = par(
+        &srv,
+        &strict,
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", strict.redirect_uri.as_str()),
+            ("scope", "openid"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let doc = srv.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(doc["pushed_authorization_request_endpoint"], srv.url("/par"));
+    assert_eq!(doc["request_parameter_supported"], true);
+}
