@@ -360,8 +360,9 @@ async fn expired_tokens_introspect_inactive_and_housekeeping_removes_them() {
     srv.clock.advance(40 * 86400);
     let removed = latchkey::jobs::housekeeping(srv.state()).await;
     assert!(removed >= 3, "codes, tokens, sessions, grants: {removed}");
-    for table in ["access_tokens", "refresh_tokens", "authorization_codes", "sessions", "grants"] {
+    for table in ["access_tokens", "refresh_tokens", "authorization_codes", "sessions", "grants", "session_clients"] {
         let n = match table {
+            "session_clients" => crate::support::query_i64(&srv.db, "SELECT COUNT(*) FROM session_clients").await,
             "access_tokens" => crate::support::query_i64(&srv.db, "SELECT COUNT(*) FROM access_tokens").await,
             "refresh_tokens" => crate::support::query_i64(&srv.db, "SELECT COUNT(*) FROM refresh_tokens").await,
             "authorization_codes" => {

@@ -527,6 +527,8 @@ pub(crate) const PURGES: &[&str] = &[
     "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)",
     "DELETE FROM initial_access_tokens WHERE token_hash IN (SELECT token_hash FROM initial_access_tokens WHERE expires_at < $1 LIMIT $2)",
     "DELETE FROM pushed_requests WHERE uri_hash IN (SELECT uri_hash FROM pushed_requests WHERE expires_at < $1 LIMIT $2)",
+    // Participants of sessions that are gone (expired and purged).
+    "DELETE FROM session_clients WHERE sid IN (SELECT sc.sid FROM session_clients sc WHERE $1 > 0 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = sc.sid) LIMIT $2)",
     // Delivered (or abandoned) logouts are kept a week for operators, then go.
     "DELETE FROM logout_outbox WHERE id IN (SELECT id FROM logout_outbox WHERE delivered_at IS NOT NULL AND created_at < $1 - 604800 LIMIT $2)",
 ];
