@@ -13,6 +13,7 @@ mod support;
 
 mod assertions;
 mod authorize;
+mod cluster;
 mod discovery;
 mod keys;
 mod lifecycle;

@@ -35,11 +35,33 @@ async fn maintain(state: AppState, mut stop: watch::Receiver<bool>) {
     tick.tick().await; // the first tick is immediate; keys were just loaded
     let mut clean = tokio::time::interval(Duration::from_secs(state.settings.housekeeping.interval.max(1)));
     clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // PostgreSQL tells every instance at once when keys change (LISTEN/NOTIFY); the periodic
+    // re-read stays as the fallback and bounds staleness by signing.key_refresh_interval.
+    let mut changes = state.store.key_changes().await;
     loop {
         tokio::select! {
             _ = tick.tick() => refresh_keys(&state).await,
+            Some(()) = next_change(&mut changes) => refresh_keys(&state).await,
             _ = clean.tick() => { housekeeping(&state).await; }
             _ = stop.changed() => break,
+        }
+    }
+}
+
+async fn next_change(rx: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Run `job` only if no other instance is running it (PostgreSQL advisory lock).
+async fn lease(state: &AppState, job: &str) -> Option<Box<dyn latchkey_storage::Lease>> {
+    match state.store.try_lease(job).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, job, "could not take the job lease");
+            None
         }
     }
 }
@@ -72,6 +94,13 @@ pub async fn refresh_keys(state: &AppState) {
 /// Delete expired codes, tokens, sessions, interactions and replay records, a bounded batch per
 /// table per run, so a run stays short and never holds the database for long.
 pub async fn housekeeping(state: &AppState) -> u64 {
+    let Some(held) = lease(state, "housekeeping").await else { return 0 };
+    let removed = purge(state).await;
+    held.release().await;
+    removed
+}
+
+async fn purge(state: &AppState) -> u64 {
     match state.store.purge_expired(state.now(), state.settings.housekeeping.batch_size).await {
         Ok(0) => 0,
         Ok(n) => {
@@ -94,6 +123,14 @@ pub async fn housekeeping(state: &AppState) -> u64 {
 pub async fn deliver_logouts(state: &AppState) -> usize {
     let lock = delivery_lock(state);
     let _running = lock.lock().await;
+    // One instance delivers at a time; another takes over when it dies.
+    let Some(held) = lease(state, "logout_delivery").await else { return 0 };
+    let attempts = deliver_due(state).await;
+    held.release().await;
+    attempts
+}
+
+async fn deliver_due(state: &AppState) -> usize {
     let now = state.now();
     let due = match state.store.due_logouts(now, LOGOUT_BATCH).await {
         Ok(d) => d,

@@ -108,6 +108,7 @@ pub trait Store:
     + GrantStore
     + MaintenanceStore
     + OidcStore
+    + CoordinationStore
 {
 }
 impl<
@@ -120,7 +121,8 @@ impl<
         + FlowStore
         + GrantStore
         + MaintenanceStore
-        + OidcStore,
+        + OidcStore
+        + CoordinationStore,
 > Store for T
 {
 }
@@ -222,6 +224,25 @@ pub trait OidcStore: Send + Sync {
     async fn push_request(&self, r: &PushedRequest) -> StoreResult<()>;
     /// Use up a pushed request (one time); None if unknown or expired.
     async fn take_pushed_request(&self, uri_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<PushedRequest>>;
+}
+
+/// A lease on a background job: while it is held, no other instance runs that job. `release`
+/// gives it back at once; dropping it (or the instance dying) releases it eventually.
+#[async_trait]
+pub trait Lease: Send {
+    async fn release(self: Box<Self>);
+}
+
+/// What several instances on one database need to behave as one server.
+#[async_trait]
+pub trait CoordinationStore: Send + Sync {
+    /// Try to become the one instance running `job` now; None when another instance holds it.
+    /// PostgreSQL: a transaction-level advisory lock held by the lease's transaction.
+    /// SQLite: one machine, always granted.
+    async fn try_lease(&self, job: &str) -> StoreResult<Option<Box<dyn Lease>>>;
+    /// A channel that ticks whenever another instance changed the signing keys (PostgreSQL
+    /// LISTEN/NOTIFY); None where there is no such signal (SQLite: the periodic re-read serves).
+    async fn key_changes(&self) -> Option<tokio::sync::mpsc::Receiver<()>>;
 }
 
 /// Housekeeping: expired rows go, in bounded batches.

@@ -44,8 +44,10 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// Serialise key changes, and tell every instance (LISTEN/NOTIFY) once the change commits.
     pub(crate) async fn lock_keys(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(KEYS_LOCK).execute(&mut **tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(KEYS_CHANNEL).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -55,3 +57,93 @@ impl PgStore {
 }
 
 crate::sql::impl_store!(PgStore);
+
+/// The channel `NOTIFY`d when signing keys change.
+pub const KEYS_CHANNEL: &str = "latchkey_keys";
+
+/// Advisory-lock key of a job name (stable across instances and versions).
+fn job_key(job: &str) -> i64 {
+    // FNV-1a, 64 bit: a fixed function, not the process-random std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in job.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// Holds the transaction-level advisory lock until released.
+struct TxLease(Transaction<'static, Postgres>);
+
+#[async_trait::async_trait]
+impl crate::Lease for TxLease {
+    /// Ending the transaction now frees the lock now (a dropped transaction only rolls back
+    /// when its connection is next used).
+    async fn release(self: Box<Self>) {
+        if let Err(e) = self.0.rollback().await {
+            tracing::warn!(error = %e, "releasing a job lease failed; the lock ends with its connection");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::CoordinationStore for PgStore {
+    async fn try_lease(&self, job: &str) -> StoreResult<Option<Box<dyn crate::Lease>>> {
+        let mut tx = self.pool.begin().await?;
+        let (got,): (bool,) =
+            sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)").bind(job_key(job)).fetch_one(&mut *tx).await?;
+        if got { Ok(Some(Box::new(TxLease(tx)))) } else { Ok(None) }
+    }
+
+    async fn key_changes(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(KEYS_CHANNEL).await {
+                            tracing::warn!(error = %e, "LISTEN for key changes failed");
+                        } else {
+                            backoff = Duration::from_millis(200);
+                            // A (re)connection may have missed notifications: re-read once.
+                            if tx.send(()).await.is_err() {
+                                return;
+                            }
+                            loop {
+                                match listener.recv().await {
+                                    Ok(_) => {
+                                        if tx.send(()).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "key change listener lost its connection");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot listen for key changes"),
+                }
+                if pool.is_closed() || tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        });
+        Some(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn job_keys_are_stable_and_distinct() {
+        assert_eq!(super::job_key("housekeeping"), super::job_key("housekeeping"));
+        assert_ne!(super::job_key("housekeeping"), super::job_key("logout_delivery"));
+    }
+}

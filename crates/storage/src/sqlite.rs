@@ -66,3 +66,22 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore);
+
+struct LocalLease;
+
+#[async_trait::async_trait]
+impl crate::Lease for LocalLease {
+    async fn release(self: Box<Self>) {}
+}
+
+#[async_trait::async_trait]
+impl crate::CoordinationStore for SqliteStore {
+    /// SQLite serves one machine: every job runs here.
+    async fn try_lease(&self, _job: &str) -> StoreResult<Option<Box<dyn crate::Lease>>> {
+        Ok(Some(Box::new(LocalLease)))
+    }
+
+    async fn key_changes(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
+}
