@@ -12,4 +12,5 @@
 mod support;
 
 mod admin;
+mod maintenance;
 mod startup;

@@ -428,3 +428,18 @@ async fn hostile_input_on_revocation_and_introspection_is_a_spec_error() {
     assert_eq!(r.status(), 401);
     {}
 }
+
+#[tokio::test]
+async fn public_clients_get_the_shorter_refresh_lifetime() {
+    let srv = TestServer::start_with(|s| {
+        s.lifetimes.refresh_token_public_idle = 100;
+        s.lifetimes.refresh_token_public_absolute = 150;
+    })
+    .await;
+    let (t, c) = offline_tokens(&srv, ClientOpts { auth_method: ClientAuthMethod::None, ..Default::default() }).await;
+    let (tc, cc) = offline_tokens(&srv, ClientOpts::default()).await;
+    srv.clock.advance(101);
+    assert_eq!(err(refresh(&srv, &c, t["refresh_token"].as_str().unwrap(), &[]).await).await, "invalid_grant");
+    let r = refresh(&srv, &cc, tc["refresh_token"].as_str().unwrap(), &[]).await;
+    assert_eq!(r.status(), 200, "confidential clients keep the longer lifetime");
+}

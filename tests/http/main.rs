@@ -14,6 +14,7 @@ mod support;
 mod assertions;
 mod authorize;
 mod cluster;
+mod cors;
 mod discovery;
 mod keys;
 mod lifecycle;

@@ -234,3 +234,42 @@ async fn rewrap_keys_changes_nothing_when_the_check_cannot_be_written() {
     assert_eq!(store.list_keys().await.unwrap(), vec![k1], "private keys are rolled back");
     assert_eq!(store.get_meta("master_key_check").await.unwrap().as_deref(), Some("check-under-old"));
 }
+
+#[tokio::test]
+async fn reseal_all_rewrites_keys_client_secrets_and_meta_or_nothing() {
+    let (_db, store) = fresh_store().await;
+    let k1 = key("k1", "RS256", 1_000, None);
+    store.insert_initial_keys(std::slice::from_ref(&k1)).await.unwrap();
+    store.put_meta_if_absent("master_key_check", "check-old").await.unwrap();
+    store.put_meta_if_absent("pairwise_salt", "salt-old").await.unwrap();
+    let c = latchkey_core::model::Client {
+        client_id: "c1".into(),
+        name: "C".into(),
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        secret_enc: Some("secret-old".into()),
+        ..Default::default()
+    };
+    store.create_client(&c).await.unwrap();
+    let metas = ["master_key_check", "pairwise_salt"];
+
+    let refuse =
+        |_: latchkey_storage::SealedValues| -> Result<latchkey_storage::SealedValues, String> { Err("no".into()) };
+    assert_eq!(store.reseal_all(&metas, &refuse).await.unwrap(), Err("no".to_string()));
+    assert_eq!(store.get_meta("pairwise_salt").await.unwrap().as_deref(), Some("salt-old"));
+
+    let bump = |v: latchkey_storage::SealedValues| -> Result<latchkey_storage::SealedValues, String> {
+        let re = |xs: Vec<(String, String)>| xs.into_iter().map(|(k, v)| (k, v.replace("old", "new"))).collect();
+        Ok(latchkey_storage::SealedValues {
+            keys: v.keys.into_iter().map(|(k, v)| (k, format!("{v}-new"))).collect(),
+            client_secrets: re(v.client_secrets),
+            meta: re(v.meta),
+        })
+    };
+    let seen = store.reseal_all(&metas, &bump).await.unwrap().unwrap();
+    assert_eq!(seen.client_secrets, vec![("c1".to_string(), "secret-new".to_string())]);
+    assert_eq!(seen.meta.len(), 2);
+    assert_eq!(store.get_client("c1").await.unwrap().unwrap().secret_enc.as_deref(), Some("secret-new"));
+    assert_eq!(store.get_meta("master_key_check").await.unwrap().as_deref(), Some("check-new"));
+    assert_eq!(store.get_meta("pairwise_salt").await.unwrap().as_deref(), Some("salt-new"));
+    assert_eq!(by_kid(store.list_keys().await.unwrap())["k1"].private_key, format!("{}-new", k1.private_key));
+}

@@ -203,7 +203,8 @@ async fn issue(
         amr: session.amr.clone(),
         sid: Some(session.sid.clone()),
         created_at: now,
-        expires_at: now + lt.refresh_token_absolute,
+        // The grant's end bounds its refresh family; public clients get the shorter lifetime.
+        expires_at: now + state.settings.refresh_lifetimes(client.is_public()).0,
     };
     let code = SecretToken::generate();
     let rec = CodeRecord {

@@ -59,6 +59,9 @@ pub struct Lifetimes {
     pub id_token: i64,
     pub refresh_token_absolute: i64,
     pub refresh_token_idle: i64,
+    /// Refresh lifetimes for public clients (browser and native apps hold them less safely).
+    pub refresh_token_public_absolute: i64,
+    pub refresh_token_public_idle: i64,
     pub session: i64,
     /// How long a pending authorization request waits for the user to log in and consent.
     pub interaction: i64,
@@ -273,6 +276,8 @@ impl Default for Lifetimes {
             id_token: 3600,
             refresh_token_absolute: 30 * 86400,
             refresh_token_idle: 14 * 86400,
+            refresh_token_public_absolute: 86400,
+            refresh_token_public_idle: 8 * 3600,
             session: 86400,
             interaction: 900,
         }
@@ -375,6 +380,8 @@ impl Settings {
             ("lifetimes.id_token", l.id_token),
             ("lifetimes.refresh_token_absolute", l.refresh_token_absolute),
             ("lifetimes.refresh_token_idle", l.refresh_token_idle),
+            ("lifetimes.refresh_token_public_absolute", l.refresh_token_public_absolute),
+            ("lifetimes.refresh_token_public_idle", l.refresh_token_public_idle),
             ("lifetimes.session", l.session),
             ("lifetimes.interaction", l.interaction),
         ] {
@@ -388,6 +395,12 @@ impl Settings {
         }
         if l.refresh_token_idle > l.refresh_token_absolute {
             return Err(bad("lifetimes.refresh_token_idle", "must not exceed lifetimes.refresh_token_absolute"));
+        }
+        if l.refresh_token_public_idle > l.refresh_token_public_absolute {
+            return Err(bad(
+                "lifetimes.refresh_token_public_idle",
+                "must not exceed lifetimes.refresh_token_public_absolute",
+            ));
         }
 
         let s = &self.signing;
@@ -541,6 +554,16 @@ impl Settings {
 
     pub fn access_token_alg(&self) -> Result<SigningAlg, SettingError> {
         self.access_token.signing_algorithm.parse().map_err(|e: String| bad("access_token.signing_algorithm", e))
+    }
+
+    /// Refresh lifetimes (absolute, idle) for a client.
+    pub fn refresh_lifetimes(&self, public_client: bool) -> (i64, i64) {
+        let l = &self.lifetimes;
+        if public_client {
+            (l.refresh_token_public_absolute, l.refresh_token_public_idle)
+        } else {
+            (l.refresh_token_absolute, l.refresh_token_idle)
+        }
     }
 
     /// `aud` of access tokens issued without a `resource`.

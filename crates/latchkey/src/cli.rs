@@ -4,6 +4,7 @@
 //! Failures print one line on stderr. `--json` output is exactly one JSON value on stdout.
 
 use clap::{Args, Parser, Subcommand};
+use latchkey_core::UnixTime;
 use latchkey_core::model::{
     AccessTokenFormat, Client, ClientAuthMethod, GrantType, SigningAlg, User, validate_user_claims,
 };
@@ -52,6 +53,26 @@ enum Command {
     /// Dynamic client registration.
     #[command(subcommand)]
     Registration(RegistrationCmd),
+    /// Consistent online copy of the SQLite database into a new FILE (PostgreSQL: use pg_dump).
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print security events from the audit log, oldest first.
+    Audit {
+        /// RFC 3339 time or Unix seconds.
+        #[arg(long)]
+        since: Option<String>,
+        /// Username or user id: matches the event's actor or its detail.user.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +140,10 @@ struct ClientAdd {
     /// A resource server: may introspect any token.
     #[arg(long)]
     introspection: bool,
+    /// A browser origin (https://app.example) allowed to call the token, UserInfo, revocation
+    /// and introspection endpoints (CORS); default: the origins of the redirect URIs.
+    #[arg(long = "web-origin", value_name = "ORIGIN")]
+    web_origins: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -157,6 +182,9 @@ struct ClientUpdate {
     jwks_uri: Option<String>,
     #[arg(long)]
     introspection: Option<bool>,
+    /// Replaces the registered web origins (CORS).
+    #[arg(long = "web-origin", value_name = "ORIGIN")]
+    web_origins: Vec<String>,
     /// Issue a new client secret (shown once).
     #[arg(long)]
     rotate_secret: bool,
@@ -239,6 +267,14 @@ enum KeysCmd {
     },
     /// Publish new keys now; they sign after signing.rotation_delay.
     Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-encrypt everything sealed under the master key with LATCHKEY_NEW_MASTER_KEY.
+    Rewrap {
+        /// Generate the new master key (printed once) instead of reading LATCHKEY_NEW_MASTER_KEY.
+        #[arg(long)]
+        generate: bool,
         #[arg(long)]
         json: bool,
     },
@@ -387,7 +423,98 @@ async fn run(cmd: Command, settings: Settings) -> Result<(), Fail> {
         Command::User(u) => user(u, &settings).await,
         Command::Keys(k) => keys(k, &settings).await,
         Command::Registration(r) => registration(r, &settings).await,
+        Command::Backup { file } => backup(&settings, &file).await,
+        Command::Audit { since, user, kind, limit, json } => {
+            audit_log(&settings, since.as_deref(), user.as_deref(), kind.as_deref(), limit, json).await
+        }
     }
+}
+
+async fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Fail> {
+    match settings.backend().map_err(|e| usage(e.to_string()))? {
+        latchkey_core::settings::Backend::Postgres => {
+            Err(usage("latchkey backup supports SQLite only; back up PostgreSQL with `pg_dump -Fc`"))
+        }
+        latchkey_core::settings::Backend::Sqlite => {
+            if file.exists() {
+                return Err(usage(format!("{} already exists; choose a new file", file.display())));
+            }
+            let store = latchkey_storage::sqlite::SqliteStore::open(settings).await.map_err(|e| {
+                runtime(format!("cannot open database {}: {e}", redact(&settings.effective_database_url())))
+            })?;
+            let r = store.backup_into(file).await;
+            store.pool().close().await;
+            r.map_err(|e| runtime(format!("backup to {} failed: {e}", file.display())))?;
+            println!("backed up to {} (the master key is not in it: back it up separately)", file.display());
+            Ok(())
+        }
+    }
+}
+
+/// `--since`: RFC 3339 or Unix seconds.
+fn parse_since(s: &str) -> Result<UnixTime, Fail> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| usage(format!("--since `{s}` is neither RFC 3339 nor Unix seconds")))
+}
+
+async fn audit_log(
+    settings: &Settings,
+    since: Option<&str>,
+    user: Option<&str>,
+    kind: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> Result<(), Fail> {
+    let since = since.map(parse_since).transpose()?.unwrap_or(0);
+    let store = open_store(settings).await?;
+    // A user is named by username or id; events carry the id as actor and either in detail.user.
+    let mut names: Vec<String> = Vec::new();
+    if let Some(u) = user {
+        names.push(u.to_owned());
+        let found = match store.get_user_by_username(u).await? {
+            Some(x) => Some(x),
+            None => store.get_user(u).await?,
+        };
+        if let Some(x) = found {
+            names.push(x.id);
+            names.push(x.username);
+        }
+    }
+    let events = store.list_audit(since, i64::MAX).await?;
+    store.close().await;
+    let mut out = Vec::new();
+    for e in events {
+        if kind.is_some_and(|k| k != e.kind) {
+            continue;
+        }
+        let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+        if user.is_some() {
+            let du = detail.get("user").and_then(Value::as_str);
+            let hit = names.iter().any(|n| Some(n.as_str()) == e.actor.as_deref() || Some(n.as_str()) == du);
+            if !hit {
+                continue;
+            }
+        }
+        out.push(json!({"at": e.at, "kind": e.kind, "actor": e.actor, "client_id": e.client_id, "ip": e.ip, "detail": detail}));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    if json {
+        print_json(&Value::Array(out))?;
+    } else {
+        for e in &out {
+            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+            let at = e.get("at").and_then(Value::as_i64).unwrap_or(0);
+            let detail = e.get("detail").map(Value::to_string).unwrap_or_default();
+            println!("{at}\t{}\t{}\t{}\t{}\t{detail}", s("kind"), s("actor"), s("client_id"), s("ip"));
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings, demo: bool) -> Result<(), Fail> {
@@ -462,6 +589,7 @@ fn client_json(c: &Client) -> Value {
         "jwks_uri": c.jwks_uri,
         "has_jwks": c.jwks.is_some(),
         "introspection": c.introspection,
+        "web_origins": latchkey_web::cors::origins_of(c).origins,
         "created_at": c.created_at,
     })
 }
@@ -559,6 +687,8 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
                 updated_at: now,
                 ..Default::default()
             };
+            let mut c = c;
+            set_web_origins(&mut c, a.web_origins)?;
             check_client(&c, settings.development_mode)?;
             if let Some(alg) = c.id_token_signed_response_alg
                 && !settings.signing_algorithms().unwrap_or_default().contains(&alg)
@@ -654,6 +784,9 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
             if let Some(v) = u.introspection {
                 c.introspection = v;
             }
+            if !u.web_origins.is_empty() {
+                set_web_origins(&mut c, u.web_origins)?;
+            }
             let secret = if u.rotate_secret {
                 if !c.auth_method.uses_secret() {
                     return Err(usage("--rotate-secret: this client does not use a secret"));
@@ -696,6 +829,20 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
             Ok(())
         }
     }
+}
+
+/// Registered web origins (CORS): each exactly `scheme://host[:port]`.
+fn set_web_origins(c: &mut Client, origins: Vec<String>) -> Result<(), Fail> {
+    if origins.is_empty() {
+        return Ok(());
+    }
+    for o in &origins {
+        if latchkey_web::cors::origin_of(o).as_deref() != Some(o.as_str()) {
+            return Err(usage(format!("--web-origin must be an origin like https://app.example, not {o}")));
+        }
+    }
+    c.metadata.insert("web_origins".into(), Value::from(dedup(origins)));
+    Ok(())
 }
 
 fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
@@ -961,7 +1108,91 @@ async fn registration(cmd: RegistrationCmd, settings: &Settings) -> Result<(), F
     }
 }
 
+/// The new master key for `keys rewrap`: generated, or LATCHKEY_NEW_MASTER_KEY.
+fn new_master_key(generate: bool) -> Result<MasterKey, Fail> {
+    let env = std::env::var("LATCHKEY_NEW_MASTER_KEY").ok();
+    match (generate, env) {
+        (true, Some(_)) => Err(usage("give either --generate or LATCHKEY_NEW_MASTER_KEY, not both")),
+        (true, None) => Ok(MasterKey::generate()),
+        (false, Some(v)) => {
+            MasterKey::parse(&v).ok_or_else(|| usage("LATCHKEY_NEW_MASTER_KEY must be 32 random bytes, base64-encoded"))
+        }
+        (false, None) => Err(usage("set LATCHKEY_NEW_MASTER_KEY (base64 of 32 bytes) or pass --generate")),
+    }
+}
+
+/// Write `key` to a fresh temp file (mode 0600) next to the key file; renamed over it after commit.
+fn stage_key_file(settings: &Settings, key: &MasterKey) -> Result<PathBuf, Fail> {
+    use std::io::Write;
+    let tmp = settings.data_dir.join(format!("{}.new-{}", latchkey_signer::KEY_FILE, std::process::id()));
+    let err = |e: std::io::Error| runtime(format!("cannot write {}: {e}; nothing was changed", tmp.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(format!("{}\n", key.encode()).as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    Ok(tmp)
+}
+
+async fn rewrap(settings: &Settings, generate: bool, json: bool) -> Result<(), Fail> {
+    let new = new_master_key(generate)?;
+    let master = master_key(settings)?;
+    let from_file = std::env::var_os("LATCHKEY_MASTER_KEY").is_none();
+    let store = open_store(settings).await?;
+    // The new key file is staged before the commit and renamed over the old one after it.
+    let staged = if from_file { Some(stage_key_file(settings, &new)?) } else { None };
+    let done = latchkey_signer::rewrap(store.as_ref(), &master, &new).await;
+    let counts = match done {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(t) = &staged {
+                let _ = std::fs::remove_file(t);
+            }
+            store.close().await;
+            return Err(runtime(e));
+        }
+    };
+    if let Some(t) = &staged {
+        let path = settings.data_dir.join(latchkey_signer::KEY_FILE);
+        std::fs::rename(t, &path).map_err(|e| {
+            runtime(format!(
+                "the database now uses the new master key, but {} could not replace {}: {e}; move it there by hand",
+                t.display(),
+                path.display()
+            ))
+        })?;
+    }
+    let detail = json!({"keys": counts.keys, "client_secrets": counts.client_secrets, "meta": counts.meta});
+    audit(store.as_ref(), "keys.rewrapped", None, detail.clone()).await;
+    store.close().await;
+    let shown = if generate { Some(new.encode()) } else { None };
+    if json {
+        let mut v = detail;
+        if let (Some(k), Some(o)) = (&shown, v.as_object_mut()) {
+            o.insert("new_master_key".into(), Value::String(k.clone()));
+        }
+        print_json(&v)?;
+    } else {
+        println!(
+            "re-encrypted {} signing keys, {} client secrets and {} stored values under the new master key",
+            counts.keys, counts.client_secrets, counts.meta
+        );
+        if let Some(k) = &shown {
+            println!("new master key (shown once): {k}");
+        }
+    }
+    Ok(())
+}
+
 async fn keys(cmd: KeysCmd, settings: &Settings) -> Result<(), Fail> {
+    if let KeysCmd::Rewrap { generate, json } = cmd {
+        return rewrap(settings, generate, json).await;
+    }
     let master = master_key(settings)?;
     let store = open_store(settings).await?;
     let now = SystemClock.now();
@@ -997,6 +1228,7 @@ async fn keys(cmd: KeysCmd, settings: &Settings) -> Result<(), Fail> {
                 }
             }
         }
+        KeysCmd::Rewrap { .. } => {}
     }
     store.close().await;
     Ok(())

@@ -40,6 +40,8 @@ impl Documents {
             .route("/.well-known/openid-configuration", get(move || serve_json(metadata.clone(), 300)))
             .route("/.well-known/oauth-authorization-server", get(move || serve_json(m2.clone(), 300)))
             .route(JWKS_PATH, get(jwks))
+            // Public documents: any origin may read them (no credentials).
+            .layer(axum::middleware::from_fn(latchkey_web::cors::public))
     }
 }
 

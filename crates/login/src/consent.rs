@@ -103,7 +103,13 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         }
     }
     match state.store.set_interaction_consent(&p.record.id_hash, decision).await {
-        Ok(_) => common::resume(&p.raw),
+        Ok(_) => {
+            let ip = latchkey_web::client_ip::client_ip(&form.headers, form.peer, &state.settings);
+            let detail = serde_json::json!({"user": user.username, "scope": p.record.request.scope});
+            let kind = if decision == "granted" { "consent.granted" } else { "consent.denied" };
+            latchkey_web::audit::record(&state, kind, Some(&user.id), Some(&p.client.client_id), ip, detail).await;
+            common::resume(&p.raw)
+        }
         Err(e) => ErrorPage::new(OAuthError::server_error(e)).into_response(),
     }
 }

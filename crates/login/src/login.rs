@@ -59,13 +59,22 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
     };
     // An unknown user is checked against a dummy hash: both failures cost the same.
-    let ok =
-        !password.is_empty() && state.passwords.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await;
+    let empty_password = password.is_empty();
+    let ok = !empty_password && state.passwords.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await;
+    let ip = latchkey_web::client_ip::client_ip(&form.headers, form.peer, &state.settings);
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => {
+        (_, found) => {
             metrics::counter!("logins_total", "result" => "failure").increment(1);
             tracing::info!(client_id = %p.client.client_id, "login failed");
+            let reason = match &found {
+                None => "unknown_user",
+                Some(_) if empty_password => "empty_password",
+                Some(_) => "bad_password",
+            };
+            let detail = serde_json::json!({"user": username, "reason": reason});
+            let actor = found.as_ref().map(|u| u.id.as_str());
+            latchkey_web::audit::record(&state, "login.failed", actor, Some(&p.client.client_id), ip, detail).await;
             let (csrf, set) = csrf_token(&state.settings, &form.headers);
             let view = LoginView {
                 lang: LANG,
@@ -121,6 +130,8 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     }
     metrics::counter!("logins_total", "result" => "success").increment(1);
     tracing::info!(client_id = %p.client.client_id, "login succeeded");
+    let detail = serde_json::json!({"user": user.username, "sid": session.sid});
+    latchkey_web::audit::record(&state, "login.succeeded", Some(&user.id), Some(&p.client.client_id), ip, detail).await;
     let mut r = common::resume(&p.raw);
     let c = set_cookie(&state.settings, &cookie_name, token.expose(), state.settings.lifetimes.session);
     if let Ok(v) = HeaderValue::from_str(&c) {

@@ -52,6 +52,16 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap, everywhere: bool
         tracing::error!(error = %e, "queueing back-channel logouts failed; relying parties were not told");
     }
     tracing::info!(everywhere, "signed out");
+    let kind = if everywhere { "logout.everywhere" } else { "logout" };
+    latchkey_web::audit::record(
+        state,
+        kind,
+        Some(&s.user_id),
+        None,
+        None,
+        serde_json::json!({"user": s.user_id, "sid": s.sid}),
+    )
+    .await;
     Ok(())
 }
 

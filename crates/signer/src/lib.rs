@@ -5,14 +5,14 @@
 mod master;
 mod ring;
 
-pub use master::{MasterKey, MasterKeyError};
+pub use master::{KEY_FILE, MasterKey, MasterKeyError};
 pub use ring::{KeyRing, KeySummary, SignedJwt, VerifyError};
 
 use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{ES256, EdDSA, PS256, RS256};
 use latchkey_core::model::SigningAlg;
 use latchkey_core::{Settings, UnixTime};
-use latchkey_storage::{KeyRecord, Store, StoreError};
+use latchkey_storage::{KeyRecord, SealedValues, Store, StoreError};
 use rand::RngCore;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,8 @@ pub enum SignerError {
     CorruptKey { kid: String, reason: String },
     #[error("cannot generate a {alg} key: {reason}")]
     Generate { alg: SigningAlg, reason: String },
+    #[error("nothing was changed: {0}")]
+    Rewrap(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -110,21 +112,44 @@ pub async fn rotate(
     Ok(fresh)
 }
 
-/// Re-encrypt every private key under `new` (master-key rotation). Fails, changing nothing,
-/// if any key cannot be decrypted with `old`.
-pub async fn rewrap(store: &dyn Store, old: &MasterKey, new: &MasterKey) -> Result<usize, SignerError> {
+/// What a master-key rewrap re-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrapped {
+    pub keys: usize,
+    pub client_secrets: usize,
+    pub meta: usize,
+}
+
+/// Re-encrypt every value sealed under the master key (private signing keys, client_secret_jwt
+/// secrets, the pairwise salt and the check value) under `new`, reading and rewriting them in
+/// one transaction. Fails, changing nothing, if any value cannot be decrypted with `old`.
+pub async fn rewrap(store: &dyn Store, old: &MasterKey, new: &MasterKey) -> Result<Rewrapped, SignerError> {
     verify_master_key(store, old).await?;
-    let keys = store.list_keys().await?;
-    let mut out = Vec::with_capacity(keys.len());
-    for k in &keys {
-        let pem = old
-            .decrypt(&k.private_key, &k.kid)
-            .map_err(|e| SignerError::CorruptKey { kid: k.kid.clone(), reason: e.to_string() })?;
-        out.push((k.kid.clone(), new.encrypt(&pem, &k.kid)?));
+    let reseal = |v: SealedValues| -> Result<SealedValues, String> {
+        let one = |what: String, sealed: &str, aad: &str| -> Result<String, String> {
+            let plain = old
+                .decrypt(sealed, aad)
+                .map_err(|e| format!("{what} cannot be decrypted with the current master key: {e}"))?;
+            new.encrypt(&plain, aad).map_err(|e| format!("{what} cannot be re-encrypted: {e}"))
+        };
+        let mut out = SealedValues::default();
+        for (kid, pk) in &v.keys {
+            out.keys.push((kid.clone(), one(format!("signing key `{kid}`"), pk, kid)?));
+        }
+        for (id, enc) in &v.client_secrets {
+            out.client_secrets
+                .push((id.clone(), one(format!("the secret of client `{id}`"), enc, &format!("client_secret:{id}"))?));
+        }
+        for (k, val) in &v.meta {
+            // The meta values are sealed with AAD "meta:<key>" (CHECK_AAD, SALT_AAD).
+            out.meta.push((k.clone(), one(format!("meta value `{k}`"), val, &format!("meta:{k}"))?));
+        }
+        Ok(out)
+    };
+    match store.reseal_all(&[CHECK_META, SALT_META], &reseal).await? {
+        Ok(v) => Ok(Rewrapped { keys: v.keys.len(), client_secrets: v.client_secrets.len(), meta: v.meta.len() }),
+        Err(reason) => Err(SignerError::Rewrap(reason)),
     }
-    let check = new.encrypt(CHECK_PLAINTEXT, CHECK_AAD)?;
-    store.rewrap_keys(&out, &check).await?;
-    Ok(out.len())
 }
 
 fn random_kid() -> String {

@@ -74,6 +74,10 @@ pub trait KeyStore: Send + Sync {
     /// Replace the encrypted private key of each (kid, private_key) pair, and the master-key
     /// check value, in one transaction.
     async fn rewrap_keys(&self, rewrapped: &[(String, String)], check: &str) -> StoreResult<()>;
+    /// Master-key rotation in one transaction under the key lock: read every signing key, every
+    /// stored client secret and the `meta` values named in `meta_keys`, pass them to `reseal`,
+    /// and write back what it returns. When `reseal` fails nothing changes: `Ok(Err(reason))`.
+    async fn reseal_all(&self, meta_keys: &[&str], reseal: Reseal<'_>) -> StoreResult<Result<SealedValues, String>>;
     async fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
     /// Store `value` under `key` unless a value exists; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;

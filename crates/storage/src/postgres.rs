@@ -51,6 +51,13 @@ impl PgStore {
         Ok(())
     }
 
+    /// Master-key rewrap: no client secret or meta value may change between its read and its
+    /// rewrite (a concurrent writer would seal under the old key). Reads stay allowed.
+    pub(crate) async fn lock_sealed(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+        sqlx::query("LOCK TABLE clients, meta IN SHARE ROW EXCLUSIVE MODE").execute(&mut **tx).await?;
+        Ok(())
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -29,6 +29,19 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// Every value sealed under the master key, as stored: (kid, private key), (client id,
+/// client_secret_jwt secret) and (meta key, value). Master-key rotation rewrites all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealedValues {
+    pub keys: Vec<(String, String)>,
+    pub client_secrets: Vec<(String, String)>,
+    pub meta: Vec<(String, String)>,
+}
+
+/// Turns the values sealed under the old master key into the same values under the new one;
+/// an `Err` (one line) aborts the rewrap.
+pub type Reseal<'a> = &'a (dyn Fn(SealedValues) -> Result<SealedValues, String> + Send + Sync);
+
 /// A browser session. The cookie holds a 256-bit secret; the store holds its hash.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {

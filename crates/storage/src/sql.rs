@@ -231,6 +231,10 @@ pub(crate) const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, alg, public_
 pub(crate) const RETIRE_KEYS: &str = "UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND (retired_at IS NULL OR retired_at > $2) AND activates_at < $2";
 pub(crate) const PRUNE_KEYS: &str = "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1";
 pub(crate) const REWRAP_KEY: &str = "UPDATE signing_keys SET private_key = $2 WHERE kid = $1";
+pub(crate) const LIST_SEALED_KEYS: &str = "SELECT kid, private_key FROM signing_keys ORDER BY kid";
+pub(crate) const LIST_SEALED_CLIENT_SECRETS: &str =
+    "SELECT client_id, secret_enc FROM clients WHERE secret_enc IS NOT NULL ORDER BY client_id";
+pub(crate) const SET_CLIENT_SECRET_ENC: &str = "UPDATE clients SET secret_enc = $2 WHERE client_id = $1";
 pub(crate) const GET_META: &str = "SELECT value FROM meta WHERE key = $1";
 pub(crate) const PUT_META_IF_ABSENT: &str =
     "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
@@ -871,6 +875,46 @@ macro_rules! impl_store {
                 sqlx::query($crate::sql::SET_META).bind("master_key_check").bind(check).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn reseal_all(
+                &self,
+                meta_keys: &[&str],
+                reseal: $crate::Reseal<'_>,
+            ) -> $crate::StoreResult<Result<$crate::SealedValues, String>> {
+                let mut tx = self.begin().await?;
+                Self::lock_keys(&mut tx).await?;
+                Self::lock_sealed(&mut tx).await?;
+                let keys: Vec<(String, String)> =
+                    sqlx::query_as($crate::sql::LIST_SEALED_KEYS).fetch_all(&mut *tx).await?;
+                let client_secrets: Vec<(String, String)> =
+                    sqlx::query_as($crate::sql::LIST_SEALED_CLIENT_SECRETS).fetch_all(&mut *tx).await?;
+                let mut meta = Vec::new();
+                for k in meta_keys {
+                    let row: Option<(String,)> =
+                        sqlx::query_as($crate::sql::GET_META).bind(*k).fetch_optional(&mut *tx).await?;
+                    if let Some((v,)) = row {
+                        meta.push(((*k).to_owned(), v));
+                    }
+                }
+                let fresh = match reseal($crate::SealedValues { keys, client_secrets, meta }) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        tx.rollback().await?;
+                        return Ok(Err(reason));
+                    }
+                };
+                for (kid, private_key) in &fresh.keys {
+                    sqlx::query($crate::sql::REWRAP_KEY).bind(kid).bind(private_key).execute(&mut *tx).await?;
+                }
+                for (client_id, enc) in &fresh.client_secrets {
+                    sqlx::query($crate::sql::SET_CLIENT_SECRET_ENC).bind(client_id).bind(enc).execute(&mut *tx).await?;
+                }
+                for (k, v) in &fresh.meta {
+                    sqlx::query($crate::sql::SET_META).bind(k).bind(v).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(Ok(fresh))
             }
 
             async fn get_meta(&self, key: &str) -> $crate::StoreResult<Option<String>> {

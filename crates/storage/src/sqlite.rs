@@ -60,6 +60,20 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// BEGIN IMMEDIATE already keeps every writer out until the rewrap commits.
+    pub(crate) async fn lock_sealed(_tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// A consistent copy of the live database in a new file (`VACUUM INTO`, SQLite 3.27+): it
+    /// reads one snapshot, so it is safe while a server writes. Refuses an existing file.
+    pub async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        let target =
+            path.to_str().ok_or_else(|| StoreError::Corrupt(format!("backup path {} is not UTF-8", path.display())))?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -29,7 +29,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         let refresh = refresh::issues_refresh(client, &r.grant.scope).then(SecretToken::generate);
         let out = TokensToStore {
             access: at.record.clone(),
-            refresh: refresh.as_ref().map(|t| refresh::record(state, t, &r.grant, &r.grant.scope, now)),
+            refresh: refresh.as_ref().map(|t| refresh::record(state, client, t, &r.grant, &r.grant.scope, now)),
         };
         if let Ok(mut m) = minted.lock() {
             *m = Some((at, refresh));
@@ -42,6 +42,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         Ok(Redemption::Refused(e)) => return Err(e),
         Ok(Redemption::Replayed { grant_id }) => {
             tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, "authorization code reused; its tokens are revoked");
+            latchkey_web::audit::token_reuse(state, "authorization_code.reused", &client.client_id, &grant_id).await;
             return Err(OAuthError::invalid_grant("the authorization code was already used"));
         }
         Ok(Redemption::Expired) => return Err(OAuthError::invalid_grant("the authorization code has expired")),

@@ -30,6 +30,12 @@ pub async fn post_introspect(State(state): State<AppState>, form: FormParams) ->
         return BackChannel::new(OAuthError::invalid_client("introspection needs a confidential client"))
             .into_response();
     }
+    let resp = respond(&state, &client, &params).await;
+    latchkey_web::cors::for_client(resp, &client)
+}
+
+async fn respond(state: &AppState, client: &latchkey_core::model::Client, params: &latchkey_web::Params) -> Response {
+    let state = state.clone();
     let Some(token) = params.get("token") else {
         return BackChannel::new(OAuthError::invalid_request("token is required")).into_response();
     };
@@ -46,7 +52,7 @@ pub async fn post_introspect(State(state): State<AppState>, form: FormParams) ->
         }
     };
     match found {
-        Ok(Some(info)) if may_see(&client, &info) => no_store_json(StatusCode::OK, Value::Object(info.body)),
+        Ok(Some(info)) if may_see(client, &info) => no_store_json(StatusCode::OK, Value::Object(info.body)),
         Ok(_) => no_store_json(StatusCode::OK, json!({"active": false})),
         Err(e) => BackChannel::new(OAuthError::server_error(e)).into_response(),
     }

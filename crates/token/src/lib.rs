@@ -21,11 +21,25 @@ pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
 
 pub fn router() -> Router<AppState> {
+    use latchkey_web::cors;
+    // Preflights list exactly what each endpoint accepts.
+    let pre = |methods: &'static str, headers: &'static str| {
+        move |h: http::HeaderMap| async move { cors::preflight(&h, methods, headers) }
+    };
     Router::new()
-        .route(TOKEN_PATH, post(token::post_token).get(token::wrong_method))
-        .route(USERINFO_PATH, get(userinfo::get_userinfo).post(userinfo::post_userinfo))
-        .route(REVOKE_PATH, post(revoke::post_revoke))
-        .route(INTROSPECT_PATH, post(introspect::post_introspect))
+        .route(
+            TOKEN_PATH,
+            post(token::post_token).get(token::wrong_method).options(pre("POST", "Authorization, Content-Type")),
+        )
+        .route(
+            USERINFO_PATH,
+            get(userinfo::get_userinfo)
+                .post(userinfo::post_userinfo)
+                .options(pre("GET, POST", "Authorization, Content-Type")),
+        )
+        .route(REVOKE_PATH, post(revoke::post_revoke).options(pre("POST", "Authorization, Content-Type")))
+        .route(INTROSPECT_PATH, post(introspect::post_introspect).options(pre("POST", "Authorization, Content-Type")))
+        .layer(axum::middleware::from_fn(cors::apply))
 }
 
 /// Count the tokens of one successful token response: Prometheus

@@ -24,17 +24,19 @@ pub fn issues_refresh(client: &Client, scope: &str) -> bool {
 /// A new refresh token of `grant`: idle lifetime from now, never past the grant's absolute end.
 pub fn record(
     state: &AppState,
+    client: &Client,
     t: &SecretToken,
     grant: &GrantRecord,
     scope: &str,
     now: UnixTime,
 ) -> RefreshTokenRecord {
+    let (_, idle) = state.settings.refresh_lifetimes(client.is_public());
     RefreshTokenRecord {
         token_hash: t.hash(),
         grant_id: grant.id.clone(),
         scope: scope.to_owned(),
         created_at: now,
-        expires_at: (now + state.settings.lifetimes.refresh_token_idle).min(grant.expires_at),
+        expires_at: (now + idle).min(grant.expires_at),
     }
 }
 
@@ -68,8 +70,10 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         )?;
         let next = SecretToken::generate();
         // RFC 6749 §6: the new refresh token keeps the original scope.
-        let out =
-            TokensToStore { access: at.record.clone(), refresh: Some(record(state, &next, grant, refresh_scope, now)) };
+        let out = TokensToStore {
+            access: at.record.clone(),
+            refresh: Some(record(state, client, &next, grant, refresh_scope, now)),
+        };
         if let Ok(mut m) = minted.lock() {
             *m = Some((at, next, scope));
         }
@@ -81,6 +85,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         Ok(Rotation::Replayed { grant_id }) => {
             metrics::counter!("refresh_reuse_detected_total").increment(1);
             tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, "refresh token reuse detected; the token family is revoked");
+            latchkey_web::audit::token_reuse(state, "refresh_token.reused", &client.client_id, &grant_id).await;
             return Err(OAuthError::invalid_grant("the refresh token was already used"));
         }
         Ok(Rotation::Expired) => return Err(OAuthError::invalid_grant("the refresh token has expired")),

@@ -21,6 +21,12 @@ pub async fn post_revoke(State(state): State<AppState>, form: FormParams) -> Res
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let resp = respond(&state, &client, &params).await;
+    latchkey_web::cors::for_client(resp, &client)
+}
+
+async fn respond(state: &AppState, client: &latchkey_core::model::Client, params: &latchkey_web::Params) -> Response {
+    let state = state.clone();
     let Some(token) = params.get("token") else {
         return BackChannel::new(OAuthError::invalid_request("token is required")).into_response();
     };

@@ -41,10 +41,12 @@ pub async fn post_token(State(state): State<AppState>, form: FormParams) -> Resp
         GrantType::RefreshToken => refresh::exchange(&state, &client, &params).await,
         GrantType::ClientCredentials => client_credentials::exchange(&state, &client, &params).await,
     };
-    match result {
+    // The client is known: its web origins may read the answer (CORS), errors included.
+    let resp = match result {
         Ok(r) => r,
         Err(e) => BackChannel::new(e).into_response(),
-    }
+    };
+    latchkey_web::cors::for_client(resp, &client)
 }
 
 /// RFC 6749 §3.2: the token endpoint is POST only.

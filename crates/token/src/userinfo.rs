@@ -108,10 +108,10 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
         .get("userinfo_signed_response_alg")
         .and_then(Value::as_str)
         .and_then(|a| a.parse::<latchkey_core::model::SigningAlg>().ok());
-    if let Some(alg) = signed {
+    let resp = if let Some(alg) = signed {
         claims.insert("iss".into(), Value::String(state.settings.issuer.clone()));
         claims.insert("aud".into(), Value::String(client.client_id.clone()));
-        return match state.keys.sign(alg, "JWT", &Value::Object(claims), state.now()) {
+        match state.keys.sign(alg, "JWT", &Value::Object(claims), state.now()) {
             Ok(jwt) => {
                 let mut r = (StatusCode::OK, jwt.token).into_response();
                 r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/jwt"));
@@ -119,7 +119,10 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
                 r
             }
             Err(e) => latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),
-        };
-    }
-    no_store_json(StatusCode::OK, Value::Object(claims))
+        }
+    } else {
+        no_store_json(StatusCode::OK, Value::Object(claims))
+    };
+    // The token's client is known: its web origins may read the answer (CORS).
+    latchkey_web::cors::for_client(resp, &client)
 }

@@ -2,10 +2,13 @@
 //! extraction, client authentication, sessions, error renderers, security headers, and the
 //! capability records that discovery is assembled from.
 
+pub mod audit;
 pub mod backchannel;
 pub mod capabilities;
 pub mod client_auth;
+pub mod client_ip;
 pub mod cookies;
+pub mod cors;
 pub mod errors;
 pub mod fetch;
 pub mod headers;

@@ -159,6 +159,8 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 pub struct FormParams {
     pub params: Result<Params, ParamError>,
     pub headers: http::HeaderMap,
+    /// The socket peer, when the server was started with connect info.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for FormParams {
@@ -179,7 +181,8 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
                 Err(_) => Err(ParamError::TooLarge),
             }
         };
-        Ok(Self { params, headers: parts.headers })
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+        Ok(Self { params, headers: parts.headers, peer })
     }
 }
 
