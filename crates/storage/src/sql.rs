@@ -553,6 +553,18 @@ pub(crate) struct RefreshRow {
     pub used_at: Option<i64>,
 }
 
+/// Revoke a grant (a token family) and delete its tokens, inside a transaction; evaluates to
+/// the number of grants newly revoked (0 or 1).
+macro_rules! revoke_family_in {
+    ($tx:expr, $grant_id:expr, $now:expr) => {{
+        let r = sqlx::query($crate::sql::REVOKE_GRANT).bind($grant_id).bind($now).execute(&mut *$tx).await?;
+        sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind($grant_id).execute(&mut *$tx).await?;
+        sqlx::query($crate::sql::DELETE_GRANT_REFRESH).bind($grant_id).execute(&mut *$tx).await?;
+        r.rows_affected()
+    }};
+}
+pub(crate) use revoke_family_in;
+
 /// Store what a grant step produced, inside its transaction.
 macro_rules! store_tokens_in {
     ($tx:expr, $t:expr) => {{
@@ -1164,16 +1176,7 @@ macro_rules! impl_store {
                             None => $crate::Redemption::Unknown,
                             Some((grant_id, Some(_))) => {
                                 // RFC 6749 §4.1.2: a reused code revokes what it produced.
-                                sqlx::query($crate::sql::REVOKE_GRANT)
-                                    .bind(&grant_id)
-                                    .bind(now)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(&grant_id).execute(&mut *tx).await?;
-                                sqlx::query($crate::sql::DELETE_GRANT_REFRESH)
-                                    .bind(&grant_id)
-                                    .execute(&mut *tx)
-                                    .await?;
+                                $crate::sql::revoke_family_in!(tx, &grant_id, now);
                                 $crate::Redemption::Replayed { grant_id }
                             }
                             Some((_, None)) => $crate::Redemption::Expired,
@@ -1204,11 +1207,9 @@ macro_rules! impl_store {
 
             async fn revoke_grant(&self, grant_id: &str, now: latchkey_core::UnixTime) -> $crate::StoreResult<bool> {
                 let mut tx = self.begin().await?;
-                let r = sqlx::query($crate::sql::REVOKE_GRANT).bind(grant_id).bind(now).execute(&mut *tx).await?;
-                sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(grant_id).execute(&mut *tx).await?;
-                sqlx::query($crate::sql::DELETE_GRANT_REFRESH).bind(grant_id).execute(&mut *tx).await?;
+                let revoked = $crate::sql::revoke_family_in!(tx, grant_id, now);
                 tx.commit().await?;
-                Ok(r.rows_affected() == 1)
+                Ok(revoked == 1)
             }
 
             async fn store_tokens(&self, t: &$crate::TokensToStore) -> $crate::StoreResult<()> {
@@ -1264,16 +1265,7 @@ macro_rules! impl_store {
                             Some((grant_id, Some(_))) => {
                                 // RFC 9700 §4.14.2: a rotated refresh token presented again
                                 // revokes the whole family.
-                                sqlx::query($crate::sql::REVOKE_GRANT)
-                                    .bind(&grant_id)
-                                    .bind(now)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(&grant_id).execute(&mut *tx).await?;
-                                sqlx::query($crate::sql::DELETE_GRANT_REFRESH)
-                                    .bind(&grant_id)
-                                    .execute(&mut *tx)
-                                    .await?;
+                                $crate::sql::revoke_family_in!(tx, &grant_id, now);
                                 $crate::Rotation::Replayed { grant_id }
                             }
                             Some((_, None)) => $crate::Rotation::Expired,
@@ -1349,9 +1341,7 @@ macro_rules! impl_store {
                     None => sqlx::query_as($crate::sql::USER_GRANTS).bind(user_id).fetch_all(&mut *tx).await?,
                 };
                 for (id,) in &ids {
-                    sqlx::query($crate::sql::REVOKE_GRANT).bind(id).bind(now).execute(&mut *tx).await?;
-                    sqlx::query($crate::sql::DELETE_GRANT_ACCESS).bind(id).execute(&mut *tx).await?;
-                    sqlx::query($crate::sql::DELETE_GRANT_REFRESH).bind(id).execute(&mut *tx).await?;
+                    $crate::sql::revoke_family_in!(tx, id, now);
                 }
                 tx.commit().await?;
                 Ok(ids.len() as u64)

@@ -144,6 +144,15 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
+/// Is the body declared application/x-www-form-urlencoded (parameters after `;` allowed)?
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
 /// Parameters from the query string.
 pub struct QueryParams(pub Result<Params, ParamError>);
 
@@ -167,12 +176,7 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
     type Rejection = std::convert::Infallible;
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let ok_type = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let ok_type = is_form(&parts.headers);
         let params = if !ok_type {
             Err(ParamError::WrongContentType)
         } else {
@@ -201,12 +205,7 @@ impl<S: Send + Sync> FromRequest<S> for RawForm {
     type Rejection = std::convert::Infallible;
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let ok_type = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let ok_type = is_form(&parts.headers);
         let body = if !ok_type {
             Err(ParamError::WrongContentType)
         } else {
