@@ -51,6 +51,14 @@ struct Args {
     /// scenario had an error or answered no request.
     #[arg(long)]
     smoke: bool,
+    /// A setting for every server, as its environment variable (repeatable), e.g.
+    /// `--server-env LATCHKEY_ARGON2__MAX_CONCURRENT=1`.
+    #[arg(long = "server-env", value_name = "LATCHKEY_KEY=VALUE")]
+    server_env: Vec<String>,
+    /// The token traffic of the mixed scenario.
+    #[arg(long, value_name = "SCENARIO", default_value = "cc-opaque",
+          value_parser = PossibleValuesParser::new(["cc-opaque", "cc-jwt-rs256", "cc-jwt-es256"]))]
+    mixed_token: String,
     /// Threads of the load generator's runtime (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -114,9 +122,18 @@ async fn bench(args: Args) -> Result<bool> {
     if !in_range {
         bail!("--duration must be in (0, 3600] and --warmup in [0, 600] seconds");
     }
+    let mut server_env = Vec::new();
+    for kv in &args.server_env {
+        match kv.split_once('=') {
+            Some((k, v)) if k.starts_with("LATCHKEY_") => server_env.push((k.to_owned(), v.to_owned())),
+            _ => bail!("--server-env takes LATCHKEY_KEY=VALUE, not `{kv}`"),
+        }
+    }
     let ctx = Ctx {
         bin,
         backend,
+        server_env,
+        mixed_token: args.mixed_token,
         connections,
         warmup: Duration::from_secs_f64(warmup),
         duration: Duration::from_secs_f64(duration),
@@ -127,11 +144,12 @@ async fn bench(args: Args) -> Result<bool> {
         ALL.iter().copied().filter(|n| args.scenarios.iter().any(|s| s == n)).collect()
     };
     eprintln!(
-        "latchkey-bench: {} on {}, {} connections, {warmup} s warm-up + {duration} s per scenario, server {}",
+        "latchkey-bench: {} on {}, {} connections, {warmup} s warm-up + {duration} s per scenario, server {}{}",
         names.join(", "),
         ctx.backend.describe(),
         ctx.connections,
-        ctx.bin.display()
+        ctx.bin.display(),
+        ctx.server_env.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>()
     );
 
     let mut rows: Vec<Row> = Vec::new();

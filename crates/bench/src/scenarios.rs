@@ -36,6 +36,10 @@ const MAX_CODES: usize = 400_000;
 pub struct Ctx {
     pub bin: PathBuf,
     pub backend: Backend,
+    /// `--server-env`: settings for every server.
+    pub server_env: Vec<(String, String)>,
+    /// `--mixed-token`: the token traffic of the mixed scenario (a cc-… scenario name).
+    pub mixed_token: String,
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
@@ -53,12 +57,12 @@ fn progress(msg: &str) {
 
 /// Run one scenario on a server of its own.
 pub async fn run(name: &str, ctx: &Ctx) -> Result<Vec<Row>> {
-    let extra: &[(&str, &str)] = match name {
+    let mut extra: Vec<(&str, &str)> = ctx.server_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if name == "cc-jwt-es256" || (name == "mixed" && ctx.mixed_token == "cc-jwt-es256") {
         // JWT access tokens are signed with access_token.signing_algorithm (RS256 by default).
-        "cc-jwt-es256" => &[("LATCHKEY_ACCESS_TOKEN__SIGNING_ALGORITHM", "ES256")],
-        _ => &[],
-    };
-    let srv = Server::start(&ctx.bin, &ctx.backend, extra).await.context("starting the server")?;
+        extra.push(("LATCHKEY_ACCESS_TOKEN__SIGNING_ALGORITHM", "ES256"));
+    }
+    let srv = Server::start(&ctx.bin, &ctx.backend, &extra).await.context("starting the server")?;
     let outcome = lanes_of(name, &srv, ctx).await;
     let rss_mib = srv.peak_rss_mib();
     let log = srv.log_tail();
@@ -86,11 +90,7 @@ async fn lanes_of(name: &str, srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>>
         "discovery" => timed(srv, ctx, vec![lane(name, (0..n).map(|_| Job::Get { path: DISCOVERY_PATH }))]).await,
         "jwks" => timed(srv, ctx, vec![lane(name, (0..n).map(|_| Job::Get { path: JWKS_PATH }))]).await,
         "cc-opaque" | "cc-jwt-rs256" | "cc-jwt-es256" => {
-            let expect = match name {
-                "cc-opaque" => None,
-                "cc-jwt-rs256" => Some("RS256"),
-                _ => Some("ES256"),
-            };
+            let expect = expected_alg(name);
             let client = Arc::new(cc_client(srv, expect.is_some()).await?);
             check_cc(srv, &client, expect).await?;
             timed(srv, ctx, vec![lane(name, (0..n).map(|_| Job::ClientCredentials { client: client.clone() }))]).await
@@ -135,12 +135,13 @@ async fn lanes_of(name: &str, srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>>
             // 90 % of the connections send token requests while 10 % (at least one) sign in.
             let logins = (n / 10).max(1);
             let tokens = n.saturating_sub(logins).max(1);
-            let cc = Arc::new(cc_client(srv, false).await?);
-            check_cc(srv, &cc, None).await?;
+            let expect = expected_alg(&ctx.mixed_token);
+            let cc = Arc::new(cc_client(srv, expect.is_some()).await?);
+            check_cc(srv, &cc, expect).await?;
             let (client, user) = login_setup(srv).await?;
             let base: Arc<str> = srv.base.as_str().into();
             let token_lane = lane(
-                &format!("mixed: cc-opaque, {tokens} conns"),
+                &format!("mixed: {}, {tokens} conns", ctx.mixed_token),
                 (0..tokens).map(|_| Job::ClientCredentials { client: cc.clone() }),
             );
             let login_lane = lane(
@@ -150,6 +151,15 @@ async fn lanes_of(name: &str, srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>>
             timed(srv, ctx, vec![token_lane, login_lane]).await
         }
         other => bail!("unknown scenario {other}"),
+    }
+}
+
+/// The JWT algorithm a client-credentials scenario expects; None for opaque tokens.
+fn expected_alg(scenario: &str) -> Option<&'static str> {
+    match scenario {
+        "cc-jwt-rs256" => Some("RS256"),
+        "cc-jwt-es256" => Some("ES256"),
+        _ => None,
     }
 }
 
