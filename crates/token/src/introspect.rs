@@ -35,19 +35,18 @@ pub async fn post_introspect(State(state): State<AppState>, form: FormParams) ->
 }
 
 async fn respond(state: &AppState, client: &latchkey_core::model::Client, params: &latchkey_web::Params) -> Response {
-    let state = state.clone();
     let Some(token) = params.get("token") else {
         return BackChannel::new(OAuthError::invalid_request("token is required")).into_response();
     };
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
     let found = if refresh_first {
-        match refresh_info(&state, token).await {
-            Ok(None) => access_info(&state, token).await,
+        match refresh_info(state, token).await {
+            Ok(None) => access_info(state, token).await,
             other => other,
         }
     } else {
-        match access_info(&state, token).await {
-            Ok(None) => refresh_info(&state, token).await,
+        match access_info(state, token).await {
+            Ok(None) => refresh_info(state, token).await,
             other => other,
         }
     };

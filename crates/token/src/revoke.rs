@@ -26,20 +26,19 @@ pub async fn post_revoke(State(state): State<AppState>, form: FormParams) -> Res
 }
 
 async fn respond(state: &AppState, client: &latchkey_core::model::Client, params: &latchkey_web::Params) -> Response {
-    let state = state.clone();
     let Some(token) = params.get("token") else {
         return BackChannel::new(OAuthError::invalid_request("token is required")).into_response();
     };
     // RFC 7009 §2.1: the hint speeds the search up but is not trusted.
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
     let outcome = if refresh_first {
-        match revoke_refresh(&state, &client.client_id, token).await {
-            Ok(Found::No) => revoke_access(&state, &client.client_id, token).await,
+        match revoke_refresh(state, &client.client_id, token).await {
+            Ok(Found::No) => revoke_access(state, &client.client_id, token).await,
             other => other,
         }
     } else {
-        match revoke_access(&state, &client.client_id, token).await {
-            Ok(Found::No) => revoke_refresh(&state, &client.client_id, token).await,
+        match revoke_access(state, &client.client_id, token).await {
+            Ok(Found::No) => revoke_refresh(state, &client.client_id, token).await,
             other => other,
         }
     };
