@@ -18,6 +18,7 @@ mod cors;
 mod discovery;
 mod keys;
 mod lifecycle;
+mod limits;
 mod login;
 mod logout;
 mod metrics;

@@ -25,7 +25,7 @@ pub async fn post_par(State(state): State<AppState>, form: FormParams) -> Respon
             return BackChannel { error: OAuthError::invalid_request(e.describe()), basic_attempted }.into_response();
         }
     };
-    let client = match client_auth::authenticate(&state, &form.headers, &params, PAR_PATH).await {
+    let client = match client_auth::authenticate(&state, &form.headers, form.peer, &params, PAR_PATH).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

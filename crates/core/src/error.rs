@@ -117,6 +117,8 @@ pub struct OAuthError {
     pub code: ErrorCode,
     description: String,
     source: Option<Source>,
+    /// Set when a rate limit refused the request: answered with 429 and `Retry-After`.
+    retry_after: Option<i64>,
 }
 
 macro_rules! ctor {
@@ -131,7 +133,7 @@ macro_rules! ctor {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: sanitize_description(&description.into()), source: None }
+        Self { code, description: sanitize_description(&description.into()), source: None, retry_after: None }
     }
 
     ctor! {
@@ -160,6 +162,28 @@ impl OAuthError {
             code: ErrorCode::ServerError,
             description: "the server could not complete the request".into(),
             source: Some(source.into()),
+            retry_after: None,
+        }
+    }
+
+    /// A rate limit refused the request: `temporarily_unavailable`, answered with HTTP 429 and
+    /// `Retry-After: seconds`.
+    pub fn rate_limited(retry_after: i64) -> Self {
+        let mut e = Self::new(ErrorCode::TemporarilyUnavailable, "too many requests: retry later");
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// Seconds to wait, when a rate limit refused the request.
+    pub fn retry_after(&self) -> Option<i64> {
+        self.retry_after
+    }
+
+    /// The HTTP status when the error is answered directly: 429 when rate limited.
+    pub fn status(&self) -> u16 {
+        match self.retry_after {
+            Some(_) => 429,
+            None => self.code.status(),
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Settings {
     pub request_objects: RequestObjects,
     pub logout: Logout,
     pub metrics: Metrics,
+    pub limits: Limits,
+    pub http: Http,
     /// Development mode: client-supplied URLs (jwks_uri, …) may be plain http on loopback.
     pub development_mode: bool,
 }
@@ -240,6 +242,84 @@ impl Default for Metrics {
     }
 }
 
+/// Abuse limits. Counters run in fixed windows of `window` seconds; on PostgreSQL every instance
+/// adds its counts to shared counters every `sync_interval_ms`, so the limits hold for the
+/// cluster (to within one sync interval). Exceeding a limit answers `429` with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Turn every limit off (e.g. behind a gateway that limits already).
+    pub enabled: bool,
+    /// Length of a counting window, in seconds.
+    pub window: i64,
+    /// Requests per window to the token, introspection, revocation and PAR endpoints, per client.
+    pub requests_per_client: i64,
+    /// The same, per client IP address (IPv6: per /64).
+    pub requests_per_ip: i64,
+    /// Failed client authentications per window per client IP, before that IP is refused.
+    pub client_auth_failures_per_ip: i64,
+    /// Clients registered dynamically per window per client IP.
+    pub registrations_per_ip: i64,
+    /// Failed sign-ins per window per client IP, before that IP is refused (credential stuffing).
+    pub login_failures_per_ip: i64,
+    /// Failed sign-ins an account may have from one source before each further failure makes
+    /// that source wait (per account and source: an attacker cannot lock a victim out).
+    pub login_free_failures: i64,
+    /// First wait, in seconds; it doubles with every further failure.
+    pub login_backoff_base: i64,
+    /// Longest wait, in seconds.
+    pub login_backoff_max: i64,
+    /// Failures are forgotten after this many quiet seconds.
+    pub login_failure_memory: i64,
+    /// PostgreSQL: how often each instance shares its counts, in milliseconds.
+    pub sync_interval_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: 60,
+            requests_per_client: 3_000_000,
+            requests_per_ip: 3_000_000,
+            client_auth_failures_per_ip: 60,
+            registrations_per_ip: 60,
+            login_failures_per_ip: 100,
+            login_free_failures: 5,
+            login_backoff_base: 1,
+            login_backoff_max: 900,
+            login_failure_memory: 3600,
+            sync_interval_ms: 1000,
+        }
+    }
+}
+
+/// Request-level caps on every endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Largest request body, in bytes (413 above it). Endpoints cap below it with their spec's
+    /// error: forms 8 KiB, registration JSON 64 KiB.
+    pub max_body_bytes: usize,
+    /// Largest total size of the request headers, in bytes (431 above it).
+    pub max_header_bytes: usize,
+    /// Seconds a request may take, body included, before it is answered with 408.
+    pub request_timeout: u64,
+    /// Requests served at once; further ones wait for a slot.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            request_timeout: 30,
+            max_concurrent_requests: 1024,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -263,6 +343,8 @@ impl Default for Settings {
             request_objects: RequestObjects::default(),
             logout: Logout::default(),
             metrics: Metrics::default(),
+            limits: Limits::default(),
+            http: Http::default(),
             development_mode: false,
         }
     }
@@ -440,6 +522,46 @@ impl Settings {
         }
         if a.max_concurrent > 1024 {
             return Err(bad("argon2.max_concurrent", "must be at most 1024"));
+        }
+
+        let lim = &self.limits;
+        for (key, v) in [
+            ("limits.window", lim.window),
+            ("limits.requests_per_client", lim.requests_per_client),
+            ("limits.requests_per_ip", lim.requests_per_ip),
+            ("limits.client_auth_failures_per_ip", lim.client_auth_failures_per_ip),
+            ("limits.registrations_per_ip", lim.registrations_per_ip),
+            ("limits.login_failures_per_ip", lim.login_failures_per_ip),
+            ("limits.login_free_failures", lim.login_free_failures),
+            ("limits.login_backoff_base", lim.login_backoff_base),
+            ("limits.login_backoff_max", lim.login_backoff_max),
+            ("limits.login_failure_memory", lim.login_failure_memory),
+        ] {
+            if v <= 0 {
+                return Err(bad(key, "must be a positive number"));
+            }
+        }
+        if lim.window > 86400 {
+            return Err(bad("limits.window", "must be at most 86400 seconds"));
+        }
+        if lim.login_backoff_max < lim.login_backoff_base {
+            return Err(bad("limits.login_backoff_max", "must be at least limits.login_backoff_base"));
+        }
+        if !(10..=60_000).contains(&lim.sync_interval_ms) {
+            return Err(bad("limits.sync_interval_ms", "must be between 10 and 60000"));
+        }
+        let h = &self.http;
+        if !(8 * 1024..=64 * 1024 * 1024).contains(&h.max_body_bytes) {
+            return Err(bad("http.max_body_bytes", "must be between 8192 and 67108864"));
+        }
+        if !(4 * 1024..=1024 * 1024).contains(&h.max_header_bytes) {
+            return Err(bad("http.max_header_bytes", "must be between 4096 and 1048576"));
+        }
+        if !(1..=3600).contains(&h.request_timeout) {
+            return Err(bad("http.request_timeout", "must be between 1 and 3600 seconds"));
+        }
+        if !(1..=1_000_000).contains(&h.max_concurrent_requests) {
+            return Err(bad("http.max_concurrent_requests", "must be between 1 and 1000000"));
         }
 
         if self.cookies.name.is_empty()

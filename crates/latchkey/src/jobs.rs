@@ -21,11 +21,36 @@ const MAX_RETRY_DELAY: i64 = 86_400;
 
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let logouts = deliver_logouts_forever(state.clone(), stop.clone());
+    let limits = share_limits_forever(state.clone(), stop.clone());
     let maintenance = maintain(state, stop);
-    // One task, so aborting it (at shutdown) stops both loops.
+    // One task, so aborting it (at shutdown) stops every loop.
     tokio::spawn(async move {
-        tokio::join!(maintenance, logouts);
+        tokio::join!(maintenance, logouts, limits);
     })
+}
+
+/// On a database several instances share (PostgreSQL), add this instance's rate-limit counts
+/// to the shared counters and read the cluster's totals back. SQLite serves one process: its
+/// counters stay in memory.
+async fn share_limits_forever(state: AppState, mut stop: watch::Receiver<bool>) {
+    let l = &state.settings.limits;
+    if !l.enabled || state.store.backend() != latchkey_core::settings::Backend::Postgres {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(l.sync_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => share_limits(&state).await,
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+pub async fn share_limits(state: &AppState) {
+    if let Err(e) = state.limiter.sync(state.store.as_ref(), &state.settings.limits, state.now()).await {
+        tracing::warn!(error = %e, "sharing rate-limit counts failed");
+    }
 }
 
 async fn maintain(state: AppState, mut stop: watch::Receiver<bool>) {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod discovery;
+pub mod guard;
 pub mod jobs;
 pub mod metrics;
 pub mod server;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::{discovery, jobs};
@@ -62,6 +64,7 @@ pub async fn build_state(
         master,
         jwks_cache,
         pairwise_salt,
+        limiter: Default::default(),
     })))
 }
 
@@ -95,6 +98,16 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .merge(latchkey_registration::router(s))
         .merge(extra)
         .merge(metrics_route)
+        // Hostile input: the body cap for any extractor without its own, a deadline for the
+        // whole request (body included), header/URI/declared-body caps and a bound on requests
+        // in flight, and a last-resort 500 should a handler ever panic.
+        .layer(axum::extract::DefaultBodyLimit::max(s.http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(s.http.request_timeout),
+        ))
+        .layer(axum::middleware::from_fn_with_state(crate::guard::Caps::new(&s.http), crate::guard::caps))
+        .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn_with_state(metrics_on, crate::metrics::track))
         .layer(axum::middleware::from_fn(latchkey_web::headers::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {

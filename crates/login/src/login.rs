@@ -8,6 +8,7 @@ use latchkey_core::SecretToken;
 use latchkey_storage::SessionRecord;
 use latchkey_web::cookies::{self, csrf_ok, csrf_token, session_cookie_name, set_cookie};
 use latchkey_web::errors::html;
+use latchkey_web::limits::{self, Kind};
 use latchkey_web::params::FormParams;
 use latchkey_web::{AppState, ErrorPage};
 use std::collections::HashMap;
@@ -16,6 +17,15 @@ use crate::common::{self, LANG};
 use crate::views::LoginView;
 
 const BAD_LOGIN: &str = "The username or password is incorrect.";
+
+/// "12 seconds", "3 minutes": a wait in words.
+fn describe_wait(secs: i64) -> String {
+    match secs {
+        ..=1 => "a second".into(),
+        2..=90 => format!("{secs} seconds"),
+        _ => format!("{} minutes", (secs + 59) / 60),
+    }
+}
 
 pub async fn show(
     State(state): State<AppState>,
@@ -53,6 +63,38 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     }
     let username = params.get("username").unwrap_or("").chars().take(255).collect::<String>();
     let password = params.get("password").unwrap_or("").to_owned();
+    let ip = latchkey_web::client_ip::client_ip(&form.headers, form.peer, &state.settings);
+    let source = ip.as_deref().map(limits::ip_subject).unwrap_or_default();
+
+    // Abuse limits, before any password is checked: failed sign-ins from this IP (credential
+    // stuffing), then the backoff of this account from this source (guessing one password).
+    let now = state.now();
+    let lim = &state.settings.limits;
+    let waiting = match state.limiter.check(lim, Kind::LoginFailures, &source, now) {
+        Err(w) => Some((w, "login_failures_per_ip")),
+        Ok(()) => match limits::login_wait(state.store.as_ref(), lim, &username, &source, now).await {
+            Ok(w) => w.map(|w| (w, "account_backoff")),
+            Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
+        },
+    };
+    if let Some((wait, why)) = waiting {
+        tracing::info!(client_id = %p.client.client_id, limit = why, "sign-in refused by a rate limit");
+        let detail = serde_json::json!({"user": username, "reason": why, "retry_after": wait.0});
+        latchkey_web::audit::record(&state, "login.rate_limited", None, Some(&p.client.client_id), ip, detail).await;
+        let (csrf, set) = csrf_token(&state.settings, &form.headers);
+        let message = format!("Too many sign-in attempts. Please wait {} and try again.", describe_wait(wait.0));
+        let view = LoginView {
+            lang: LANG,
+            client_name: &p.client.name,
+            interaction: &p.raw,
+            csrf: &csrf,
+            username: &username,
+            error: Some(&message),
+        };
+        let mut r = common::with_cookie(html(StatusCode::TOO_MANY_REQUESTS, &view), set);
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.0));
+        return r;
+    }
 
     let user = match state.store.get_user_by_username(&username).await {
         Ok(u) => u,
@@ -61,7 +103,6 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     // An unknown user is checked against a dummy hash: both failures cost the same.
     let empty_password = password.is_empty();
     let ok = !empty_password && state.passwords.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await;
-    let ip = latchkey_web::client_ip::client_ip(&form.headers, form.peer, &state.settings);
     let user = match (ok, user) {
         (true, Some(u)) => u,
         (_, found) => {
@@ -72,7 +113,12 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
                 Some(_) if empty_password => "empty_password",
                 Some(_) => "bad_password",
             };
-            let detail = serde_json::json!({"user": username, "reason": reason});
+            state.limiter.count(lim, Kind::LoginFailures, &source, now);
+            let backoff = match limits::login_failed(state.store.as_ref(), lim, &username, &source, now).await {
+                Ok(w) => w.map(|w| w.0),
+                Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
+            };
+            let detail = serde_json::json!({"user": username, "reason": reason, "backoff": backoff});
             let actor = found.as_ref().map(|u| u.id.as_str());
             latchkey_web::audit::record(&state, "login.failed", actor, Some(&p.client.client_id), ip, detail).await;
             let (csrf, set) = csrf_token(&state.settings, &form.headers);
@@ -87,6 +133,10 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
             return common::with_cookie(html(StatusCode::OK, &view), set);
         }
     };
+
+    if let Err(e) = limits::login_succeeded(state.store.as_ref(), lim, &username, &source).await {
+        tracing::warn!(error = %e, "clearing sign-in failures failed");
+    }
 
     // A fresh session; the previous one (if any) ends.
     let cookie_name = session_cookie_name(&state.settings);

@@ -9,14 +9,30 @@ use http::{HeaderMap, StatusCode};
 use latchkey_core::model::{Client, ClientAuthMethod};
 use latchkey_core::{OAuthError, SecretToken};
 use latchkey_storage::Created;
+use latchkey_web::client_ip::Peer;
 use latchkey_web::errors::no_store_json;
+use latchkey_web::limits::{self, Kind};
 use latchkey_web::{AppState, BackChannel};
 use serde_json::json;
 
 use crate::metadata::Registration;
 use crate::{POLICY_INITIAL_ACCESS_TOKEN, Presented, audit, bearer, bearer_refusal, body, response};
 
-pub async fn post_register(State(state): State<AppState>, headers: HeaderMap, req_body: Body) -> Response {
+pub async fn post_register(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    req_body: Body,
+) -> Response {
+    // Abuse limit: clients registered per client IP (refused requests cost nothing to store).
+    let ip = latchkey_web::client_ip::client_ip(&headers, peer, &state.settings).map(|ip| limits::ip_subject(&ip));
+    let lim = &state.settings.limits;
+    if let Some(ip) = &ip
+        && let Err(w) = state.limiter.check(lim, Kind::Registrations, ip, state.now())
+    {
+        tracing::info!(limit = "registrations_per_ip", "rate limit reached");
+        return BackChannel::new(w.into_error()).into_response();
+    }
     // RFC 7591 §3: an initial access token is a bearer token (RFC 6750) the server may require.
     let initial_token = if state.settings.registration.policy == POLICY_INITIAL_ACCESS_TOKEN {
         match bearer(&headers) {
@@ -49,7 +65,12 @@ pub async fn post_register(State(state): State<AppState>, headers: HeaderMap, re
         return BackChannel::new(e).into_response();
     }
     match create(&state, reg).await {
-        Ok(r) => r,
+        Ok(r) => {
+            if let Some(ip) = &ip {
+                state.limiter.count(lim, Kind::Registrations, ip, state.now());
+            }
+            r
+        }
         Err(e) => BackChannel::new(e).into_response(),
     }
 }

@@ -113,6 +113,7 @@ pub trait Store:
     + MaintenanceStore
     + OidcStore
     + CoordinationStore
+    + LimitStore
 {
 }
 impl<
@@ -126,9 +127,33 @@ impl<
         + GrantStore
         + MaintenanceStore
         + OidcStore
-        + CoordinationStore,
+        + CoordinationStore
+        + LimitStore,
 > Store for T
 {
+}
+
+/// Abuse limits: sign-in backoff per account and source, and request counters shared by every
+/// instance on one database.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Until when (account, source) must wait before another sign-in attempt, if it must.
+    async fn login_blocked_until(&self, account: &str, source: &str, now: UnixTime) -> StoreResult<Option<UnixTime>>;
+    /// Count a failed sign-in and return the failures so far; a count last touched before
+    /// `forget_before` starts again at one.
+    async fn record_login_failure(
+        &self,
+        account: &str,
+        source: &str,
+        now: UnixTime,
+        forget_before: UnixTime,
+    ) -> StoreResult<i64>;
+    /// Make (account, source) wait until `until`.
+    async fn block_login(&self, account: &str, source: &str, until: UnixTime) -> StoreResult<()>;
+    /// A successful sign-in forgets the failures of (account, source).
+    async fn clear_login_failures(&self, account: &str, source: &str) -> StoreResult<()>;
+    /// Add local counts to the shared counters, in one transaction; returns each new total.
+    async fn add_rate_counts(&self, counts: &[(String, i64, i64)]) -> StoreResult<Vec<i64>>;
 }
 
 /// Pending authorization requests and remembered consent.

@@ -520,6 +520,17 @@ pub(crate) const DELETE_USER_SESSIONS_RETURNING: &str = "DELETE FROM sessions WH
 pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
 
 /// Housekeeping statements: each deletes at most `$2` expired rows.
+pub(crate) const LOGIN_BLOCKED_UNTIL: &str =
+    "SELECT blocked_until FROM login_throttle WHERE account = $1 AND source = $2 AND blocked_until > $3";
+pub(crate) const LOGIN_FAILURE: &str = "INSERT INTO login_throttle (account, source, failures, blocked_until, updated_at) \
+     VALUES ($1, $2, 1, 0, $3) ON CONFLICT (account, source) DO UPDATE SET \
+     failures = CASE WHEN login_throttle.updated_at < $4 THEN 1 ELSE login_throttle.failures + 1 END, updated_at = $3 \
+     RETURNING failures";
+pub(crate) const LOGIN_BLOCK: &str = "UPDATE login_throttle SET blocked_until = $3 WHERE account = $1 AND source = $2";
+pub(crate) const LOGIN_CLEAR: &str = "DELETE FROM login_throttle WHERE account = $1 AND source = $2";
+pub(crate) const RATE_ADD: &str = "INSERT INTO rate_counters (key, window_start, count) VALUES ($1, $2, $3) \
+     ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + $3 RETURNING count";
+
 pub(crate) const PURGES: &[&str] = &[
     "DELETE FROM authorization_codes WHERE code_hash IN (SELECT code_hash FROM authorization_codes WHERE expires_at < $1 LIMIT $2)",
     "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE expires_at < $1 LIMIT $2)",
@@ -535,6 +546,9 @@ pub(crate) const PURGES: &[&str] = &[
     "DELETE FROM session_clients WHERE sid IN (SELECT sc.sid FROM session_clients sc WHERE $1 > 0 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = sc.sid) LIMIT $2)",
     // Delivered (or abandoned) logouts are kept a week for operators, then go.
     "DELETE FROM logout_outbox WHERE id IN (SELECT id FROM logout_outbox WHERE delivered_at IS NOT NULL AND created_at < $1 - 604800 LIMIT $2)",
+    // Sign-in failures a day old and counters an hour old no longer matter.
+    "DELETE FROM login_throttle WHERE (account, source) IN (SELECT account, source FROM login_throttle WHERE updated_at < $1 - 86400 AND blocked_until < $1 LIMIT $2)",
+    "DELETE FROM rate_counters WHERE (key, window_start) IN (SELECT key, window_start FROM rate_counters WHERE window_start < $1 - 3600 LIMIT $2)",
 ];
 
 #[derive(sqlx::FromRow)]
@@ -1360,6 +1374,75 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::LimitStore for $ty {
+            async fn login_blocked_until(
+                &self,
+                account: &str,
+                source: &str,
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<Option<latchkey_core::UnixTime>> {
+                Ok(sqlx::query_scalar($crate::sql::LOGIN_BLOCKED_UNTIL)
+                    .bind(account)
+                    .bind(source)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn record_login_failure(
+                &self,
+                account: &str,
+                source: &str,
+                now: latchkey_core::UnixTime,
+                forget_before: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<i64> {
+                Ok(sqlx::query_scalar($crate::sql::LOGIN_FAILURE)
+                    .bind(account)
+                    .bind(source)
+                    .bind(now)
+                    .bind(forget_before)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn block_login(
+                &self,
+                account: &str,
+                source: &str,
+                until: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::LOGIN_BLOCK)
+                    .bind(account)
+                    .bind(source)
+                    .bind(until)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&self, account: &str, source: &str) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::LOGIN_CLEAR).bind(account).bind(source).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn add_rate_counts(&self, counts: &[(String, i64, i64)]) -> $crate::StoreResult<Vec<i64>> {
+                let mut tx = self.begin().await?;
+                let mut totals = Vec::with_capacity(counts.len());
+                for (key, window, delta) in counts {
+                    let total: i64 = sqlx::query_scalar($crate::sql::RATE_ADD)
+                        .bind(key)
+                        .bind(*window)
+                        .bind(*delta)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    totals.push(total);
+                }
+                tx.commit().await?;
+                Ok(totals)
             }
         }
 

@@ -21,10 +21,11 @@ pub async fn post_introspect(State(state): State<AppState>, form: FormParams) ->
             return BackChannel { error: OAuthError::invalid_request(e.describe()), basic_attempted }.into_response();
         }
     };
-    let client = match client_auth::authenticate(&state, &form.headers, &params, crate::INTROSPECT_PATH).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
+    let client =
+        match client_auth::authenticate(&state, &form.headers, form.peer, &params, crate::INTROSPECT_PATH).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
     // RFC 7662 §2.1: the caller must be authorised; a public client proves nothing.
     if !client.auth_method.is_confidential() {
         return BackChannel::new(OAuthError::invalid_client("introspection needs a confidential client"))

@@ -17,7 +17,7 @@ pub async fn post_revoke(State(state): State<AppState>, form: FormParams) -> Res
             return BackChannel { error: OAuthError::invalid_request(e.describe()), basic_attempted }.into_response();
         }
     };
-    let client = match client_auth::authenticate(&state, &form.headers, &params, crate::REVOKE_PATH).await {
+    let client = match client_auth::authenticate(&state, &form.headers, form.peer, &params, crate::REVOKE_PATH).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

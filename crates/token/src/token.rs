@@ -18,7 +18,7 @@ pub async fn post_token(State(state): State<AppState>, form: FormParams) -> Resp
             return BackChannel { error: OAuthError::invalid_request(e.describe()), basic_attempted }.into_response();
         }
     };
-    let client = match client_auth::authenticate(&state, &form.headers, &params, crate::TOKEN_PATH).await {
+    let client = match client_auth::authenticate(&state, &form.headers, form.peer, &params, crate::TOKEN_PATH).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

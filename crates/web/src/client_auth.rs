@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::errors::BackChannel;
+use crate::limits::{self, Kind};
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -51,8 +52,50 @@ fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
 }
 
 /// Authenticate the calling client at `endpoint_path`. Errors are `invalid_client` (401, with
-/// `WWW-Authenticate` when Basic was tried) or `invalid_request` for ambiguous requests.
+/// `WWW-Authenticate` when Basic was tried), `invalid_request` for ambiguous requests, and 429
+/// `temporarily_unavailable` when an abuse limit refuses the request: too many requests from
+/// the client or its IP, or too many failed client authentications from the IP.
 pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    params: &Params,
+    endpoint_path: &str,
+) -> Result<Client, BackChannel> {
+    let limits = &state.settings.limits;
+    let now = state.now();
+    let ip = crate::client_ip::client_ip(headers, peer, &state.settings).map(|ip| limits::ip_subject(&ip));
+    let refuse = |w: limits::Wait, what: &str| {
+        tracing::info!(endpoint = endpoint_path, limit = what, "rate limit reached");
+        BackChannel::new(w.into_error())
+    };
+    if let Some(ip) = &ip {
+        state
+            .limiter
+            .check(limits, Kind::ClientAuthFailures, ip, now)
+            .map_err(|w| refuse(w, "client_auth_failures_per_ip"))?;
+        state.limiter.hit(limits, Kind::IpRequests, ip, now).map_err(|w| refuse(w, "requests_per_ip"))?;
+    }
+    match identify(state, headers, params, endpoint_path).await {
+        Ok(client) => {
+            state
+                .limiter
+                .hit(limits, Kind::ClientRequests, &client.client_id, now)
+                .map_err(|w| refuse(w, "requests_per_client"))?;
+            Ok(client)
+        }
+        Err(e) => {
+            if let Some(ip) = &ip
+                && e.error.code == latchkey_core::ErrorCode::InvalidClient
+            {
+                state.limiter.count(limits, Kind::ClientAuthFailures, ip, now);
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn identify(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,

@@ -1,9 +1,20 @@
-//! The client's IP address for the audit log: the socket peer, or the address a trusted proxy
-//! reports in `X-Forwarded-For` (only a peer listed in `trusted_proxies` may speak for it).
+//! The client's IP address for the audit log and abuse limits: the socket peer, or the address a
+//! trusted proxy reports in `X-Forwarded-For` or RFC 7239 `Forwarded` (only a peer listed in
+//! `trusted_proxies` may speak for it).
 
 use http::HeaderMap;
 use latchkey_core::Settings;
 use std::net::{IpAddr, SocketAddr};
+
+/// The socket peer, when the server runs with connect info; never rejects.
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
 
 /// The peer's address, or, when the peer is a trusted proxy, the rightmost `X-Forwarded-For`
 /// entry that is not itself a trusted proxy (the left entries are client-controlled).
@@ -17,18 +28,41 @@ fn from_chain(headers: &HeaderMap, peer: IpAddr, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
-    for v in headers.get_all("x-forwarded-for") {
-        let Ok(s) = v.to_str() else { return peer };
-        for part in s.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                // A malformed chain cannot be trusted past this proxy.
-                Err(_) => return peer,
-            }
+    // X-Forwarded-For when present, else RFC 7239 `Forwarded: for=…`.
+    let hops = match headers.contains_key("x-forwarded-for") {
+        true => hops(headers, "x-forwarded-for", |part| part.trim().parse::<IpAddr>().ok()),
+        false => hops(headers, "forwarded", forwarded_for),
+    };
+    // A malformed chain cannot be trusted past this proxy.
+    let Some(hops) = hops else { return peer };
+    hops.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
+}
+
+/// Every comma-separated element of every `name` header, parsed; `None` if any is malformed.
+fn hops(headers: &HeaderMap, name: &str, parse: impl Fn(&str) -> Option<IpAddr>) -> Option<Vec<IpAddr>> {
+    let mut out = Vec::new();
+    for v in headers.get_all(name) {
+        for part in v.to_str().ok()?.split(',') {
+            out.push(parse(part)?);
         }
     }
-    hops.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
+    Some(out)
+}
+
+/// The `for=` node of one RFC 7239 forwarded-element: `for=192.0.2.1`, `for="[2001:db8::1]:443"`,
+/// `for=192.0.2.1:8080`. Obfuscated or `unknown` nodes are not addresses.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let node = element.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case("for").then(|| v.trim().trim_matches('"'))
+    })?;
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    match node.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => node.rsplit_once(':')?.0.parse().ok(),
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +107,26 @@ mod tests {
         assert_eq!(client_ip(&HeaderMap::new(), peer("10.0.0.1"), &s).as_deref(), Some("10.0.0.1"));
         assert_eq!(client_ip(&xff("not-an-ip"), peer("10.0.0.1"), &s).as_deref(), Some("10.0.0.1"));
         assert_eq!(client_ip(&HeaderMap::new(), None, &s), None);
+    }
+
+    fn forwarded(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn rfc7239_forwarded_is_read_from_a_trusted_proxy_only() {
+        let s = settings(&["10.0.0.1"]);
+        let h = forwarded("for=1.2.3.4, for=203.0.113.9;proto=https");
+        assert_eq!(client_ip(&h, peer("10.0.0.1"), &s).as_deref(), Some("203.0.113.9"));
+        assert_eq!(client_ip(&h, peer("198.51.100.1"), &s).as_deref(), Some("198.51.100.1"));
+        let h = forwarded(r#"for="[2001:db8::7]:4711""#);
+        assert_eq!(client_ip(&h, peer("10.0.0.1"), &s).as_deref(), Some("2001:db8::7"));
+        let h = forwarded("for=203.0.113.9:8080");
+        assert_eq!(client_ip(&h, peer("10.0.0.1"), &s).as_deref(), Some("203.0.113.9"));
+        // Obfuscated identifiers cannot be trusted past the proxy.
+        assert_eq!(client_ip(&forwarded("for=_hidden"), peer("10.0.0.1"), &s).as_deref(), Some("10.0.0.1"));
+        assert_eq!(client_ip(&forwarded("for=unknown"), peer("10.0.0.1"), &s).as_deref(), Some("10.0.0.1"));
     }
 }

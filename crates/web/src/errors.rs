@@ -40,11 +40,14 @@ impl IntoResponse for BackChannel {
             "error": code.as_str(),
             "error_description": self.error.description(),
         });
-        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let status = StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(secs) = self.error.retry_after() {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if code == ErrorCode::InvalidClient && self.basic_attempted {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""));
         }

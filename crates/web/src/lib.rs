@@ -13,6 +13,7 @@ pub mod errors;
 pub mod fetch;
 pub mod headers;
 pub mod interaction;
+pub mod limits;
 pub mod params;
 pub mod passwords;
 pub mod redirect;

@@ -20,6 +20,8 @@ pub struct AppStateInner {
     pub jwks_cache: crate::client_auth::JwksCache,
     /// Secret salt of pairwise subject identifiers (stored encrypted in the database).
     pub pairwise_salt: zeroize::Zeroizing<Vec<u8>>,
+    /// Abuse-limit counters.
+    pub limiter: crate::limits::Limiter,
 }
 
 /// Cheap to clone; a local newtype so extractors can be implemented for it.
