@@ -12,5 +12,6 @@
 mod support;
 
 mod admin;
+mod crash;
 mod maintenance;
 mod startup;

@@ -298,6 +298,7 @@ pub fn free_port() -> u16 {
 use latchkey_core::SecretToken;
 use latchkey_core::model::{Client, ClientAuthMethod, GrantType, User};
 
+#[derive(Clone)]
 pub struct RegisteredClient {
     pub id: String,
     pub secret: Option<String>,
@@ -432,6 +433,7 @@ pub fn pkce_pair() -> (String, String) {
 }
 
 /// A scripted browser: keeps cookies, follows nothing by itself.
+#[derive(Clone)]
 pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
