@@ -43,8 +43,18 @@ fn printable(k: &str) -> String {
 }
 
 /// Decoded parameters. A parameter sent with an empty value counts as omitted (RFC 6749 §3.1).
+/// Values (passwords, client secrets, codes, tokens) are zeroized when the parameters drop.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(BTreeMap<String, String>);
+
+impl Drop for Params {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in self.0.values_mut() {
+            v.zeroize();
+        }
+    }
+}
 
 impl Params {
     pub fn parse(raw: &[u8]) -> Result<Self, ParamError> {
