@@ -9,7 +9,10 @@ use std::time::Duration;
 use crate::StoreResult;
 
 pub struct PgStore {
+    /// Reads.
     pub(crate) pool: PgPool,
+    /// Writes and write transactions. PostgreSQL: the same pool.
+    pub(crate) writer: PgPool,
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -30,7 +33,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
             .connect_with(opts)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { writer: pool.clone(), pool })
     }
 
     pub async fn open(settings: &Settings) -> StoreResult<Self> {
@@ -41,7 +44,7 @@ impl PgStore {
     }
 
     pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+        Ok(self.writer.begin().await?)
     }
 
     /// Serialise key changes, and tell every instance (LISTEN/NOTIFY) once the change commits.

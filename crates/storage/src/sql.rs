@@ -704,7 +704,7 @@ macro_rules! impl_store {
                     .bind(b.metadata)
                     .bind(b.created_at)
                     .bind(b.updated_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await;
                 match r {
                     Ok(_) => Ok($crate::Created::Created),
@@ -756,13 +756,13 @@ macro_rules! impl_store {
                     .bind(b.registration_token_hash)
                     .bind(b.metadata)
                     .bind(b.updated_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn delete_client(&self, client_id: &str) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_CLIENT).bind(client_id).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::DELETE_CLIENT).bind(client_id).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
         }
@@ -780,7 +780,7 @@ macro_rules! impl_store {
                     .bind($crate::sql::to_json(&u.claims)?)
                     .bind(u.created_at)
                     .bind(u.updated_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await;
                 match r {
                     Ok(_) => Ok($crate::Created::Created),
@@ -829,7 +829,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, id: &str) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_USER).bind(id).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::DELETE_USER).bind(id).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
         }
@@ -888,7 +888,7 @@ macro_rules! impl_store {
             }
 
             async fn prune_keys(&self, retired_before: latchkey_core::UnixTime) -> $crate::StoreResult<u64> {
-                let r = sqlx::query($crate::sql::PRUNE_KEYS).bind(retired_before).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::PRUNE_KEYS).bind(retired_before).execute(&self.writer).await?;
                 Ok(r.rows_affected())
             }
 
@@ -950,7 +950,7 @@ macro_rules! impl_store {
             }
 
             async fn put_meta_if_absent(&self, key: &str, value: &str) -> $crate::StoreResult<String> {
-                sqlx::query($crate::sql::PUT_META_IF_ABSENT).bind(key).bind(value).execute(&self.pool).await?;
+                sqlx::query($crate::sql::PUT_META_IF_ABSENT).bind(key).bind(value).execute(&self.writer).await?;
                 let (v,): (String,) = sqlx::query_as($crate::sql::GET_META).bind(key).fetch_one(&self.pool).await?;
                 Ok(v)
             }
@@ -966,7 +966,7 @@ macro_rules! impl_store {
                     .bind(&e.client_id)
                     .bind(&e.ip)
                     .bind(&e.detail)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -994,7 +994,7 @@ macro_rules! impl_store {
                     .bind($crate::sql::to_json(&s.amr)?)
                     .bind(s.created_at)
                     .bind(s.expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1018,7 +1018,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Option<$crate::SessionRecord>> {
                 let row: Option<$crate::sql::SessionRow> = sqlx::query_as($crate::sql::DELETE_SESSION)
                     .bind(id_hash.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -1035,7 +1035,7 @@ macro_rules! impl_store {
                     .bind(&i.consent)
                     .bind(i.created_at)
                     .bind(i.expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1061,7 +1061,7 @@ macro_rules! impl_store {
                 let r = sqlx::query($crate::sql::SET_INTERACTION_LOGIN)
                     .bind(id_hash.as_str())
                     .bind(sid)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1074,13 +1074,13 @@ macro_rules! impl_store {
                 let r = sqlx::query($crate::sql::SET_INTERACTION_CONSENT)
                     .bind(id_hash.as_str())
                     .bind(decision)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn take_interaction(&self, id_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_INTERACTION).bind(id_hash.as_str()).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::DELETE_INTERACTION).bind(id_hash.as_str()).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1105,7 +1105,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind($crate::sql::to_json(scopes)?)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1202,7 +1202,7 @@ macro_rules! impl_store {
             }
 
             async fn store_access_token(&self, t: &$crate::AccessTokenRecord) -> $crate::StoreResult<bool> {
-                let r = $crate::sql::access_insert(&t).execute(&self.pool).await?;
+                let r = $crate::sql::access_insert(&t).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1322,12 +1322,12 @@ macro_rules! impl_store {
             }
 
             async fn delete_access_token(&self, token_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_ACCESS).bind(token_hash.as_str()).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::DELETE_ACCESS).bind(token_hash.as_str()).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn revoke_jti(&self, jti: &str, expires_at: latchkey_core::UnixTime) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::INSERT_REVOKED_JTI).bind(jti).bind(expires_at).execute(&self.pool).await?;
+                sqlx::query($crate::sql::INSERT_REVOKED_JTI).bind(jti).bind(expires_at).execute(&self.writer).await?;
                 Ok(())
             }
 
@@ -1371,7 +1371,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind(jti)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1405,7 +1405,7 @@ macro_rules! impl_store {
                     .bind(source)
                     .bind(now)
                     .bind(forget_before)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await?)
             }
 
@@ -1419,13 +1419,13 @@ macro_rules! impl_store {
                     .bind(account)
                     .bind(source)
                     .bind(until)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
 
             async fn clear_login_failures(&self, account: &str, source: &str) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::LOGIN_CLEAR).bind(account).bind(source).execute(&self.pool).await?;
+                sqlx::query($crate::sql::LOGIN_CLEAR).bind(account).bind(source).execute(&self.writer).await?;
                 Ok(())
             }
 
@@ -1451,7 +1451,7 @@ macro_rules! impl_store {
             async fn purge_expired(&self, now: latchkey_core::UnixTime, batch: i64) -> $crate::StoreResult<u64> {
                 let mut total = 0;
                 for sql in $crate::sql::PURGES {
-                    let r = sqlx::query(*sql).bind(now).bind(batch).execute(&self.pool).await?;
+                    let r = sqlx::query(*sql).bind(now).bind(batch).execute(&self.writer).await?;
                     total += r.rows_affected();
                 }
                 Ok(total)
@@ -1460,14 +1460,14 @@ macro_rules! impl_store {
             async fn delete_user_sessions(&self, user_id: &str) -> $crate::StoreResult<Vec<$crate::SessionRecord>> {
                 let rows: Vec<$crate::sql::SessionRow> = sqlx::query_as($crate::sql::DELETE_USER_SESSIONS_RETURNING)
                     .bind(user_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
             async fn delete_consent(&self, user_id: &str, client_id: &str) -> $crate::StoreResult<bool> {
                 let r =
-                    sqlx::query($crate::sql::DELETE_CONSENT).bind(user_id).bind(client_id).execute(&self.pool).await?;
+                    sqlx::query($crate::sql::DELETE_CONSENT).bind(user_id).bind(client_id).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
         }
@@ -1484,7 +1484,7 @@ macro_rules! impl_store {
                     .bind(hash.as_str())
                     .bind(now)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1494,7 +1494,7 @@ macro_rules! impl_store {
                 hash: &latchkey_core::TokenHash,
                 now: latchkey_core::UnixTime,
             ) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::USE_IAT).bind(hash.as_str()).bind(now).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::USE_IAT).bind(hash.as_str()).bind(now).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1508,20 +1508,20 @@ macro_rules! impl_store {
                     .bind(sid)
                     .bind(client_id)
                     .bind(user_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
 
             async fn take_session_clients(&self, sid: &str) -> $crate::StoreResult<Vec<String>> {
                 let rows: Vec<(String,)> =
-                    sqlx::query_as($crate::sql::TAKE_SESSION_CLIENTS).bind(sid).fetch_all(&self.pool).await?;
+                    sqlx::query_as($crate::sql::TAKE_SESSION_CLIENTS).bind(sid).fetch_all(&self.writer).await?;
                 Ok(rows.into_iter().map(|r| r.0).collect())
             }
 
             async fn take_user_session_clients(&self, user_id: &str) -> $crate::StoreResult<Vec<(String, String)>> {
                 let rows: Vec<(String, String)> =
-                    sqlx::query_as($crate::sql::TAKE_USER_SESSION_CLIENTS).bind(user_id).fetch_all(&self.pool).await?;
+                    sqlx::query_as($crate::sql::TAKE_USER_SESSION_CLIENTS).bind(user_id).fetch_all(&self.writer).await?;
                 Ok(rows)
             }
 
@@ -1552,7 +1552,7 @@ macro_rules! impl_store {
             }
 
             async fn mark_logout_delivered(&self, id: i64, now: latchkey_core::UnixTime) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::OUTBOX_DELIVERED).bind(id).bind(now).execute(&self.pool).await?;
+                sqlx::query($crate::sql::OUTBOX_DELIVERED).bind(id).bind(now).execute(&self.writer).await?;
                 Ok(())
             }
 
@@ -1564,10 +1564,10 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<()> {
                 match next_attempt_at {
                     Some(t) => {
-                        sqlx::query($crate::sql::OUTBOX_RETRY).bind(id).bind(t).bind(error).execute(&self.pool).await?;
+                        sqlx::query($crate::sql::OUTBOX_RETRY).bind(id).bind(t).bind(error).execute(&self.writer).await?;
                     }
                     None => {
-                        sqlx::query($crate::sql::OUTBOX_GIVE_UP).bind(id).bind(error).execute(&self.pool).await?;
+                        sqlx::query($crate::sql::OUTBOX_GIVE_UP).bind(id).bind(error).execute(&self.writer).await?;
                     }
                 }
                 Ok(())
@@ -1579,7 +1579,7 @@ macro_rules! impl_store {
                     .bind(&r.client_id)
                     .bind(&r.params)
                     .bind(r.expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -1592,7 +1592,7 @@ macro_rules! impl_store {
                 let row: Option<$crate::sql::PushedRow> = sqlx::query_as($crate::sql::TAKE_PUSHED)
                     .bind(uri_hash.as_str())
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                 Ok(row.map(Into::into))
             }
@@ -1607,6 +1607,7 @@ macro_rules! impl_store {
 
             async fn close(&self) {
                 self.pool.close().await;
+                self.writer.close().await;
             }
 
             fn backend(&self) -> latchkey_core::settings::Backend {

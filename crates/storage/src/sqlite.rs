@@ -10,7 +10,11 @@ use std::time::Duration;
 use crate::{StoreError, StoreResult};
 
 pub struct SqliteStore {
+    /// Reads.
     pub(crate) pool: SqlitePool,
+    /// Writes and write transactions. SQLite: one connection, so writers queue in the
+    /// process instead of sleeping in SQLite's busy handler; the database has one writer anyway.
+    pub(crate) writer: SqlitePool,
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -39,9 +43,14 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.database.max_connections)
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
+            .connect_with(opts.clone())
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
             .connect_with(opts)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     pub async fn open(settings: &Settings) -> StoreResult<Self> {
@@ -52,7 +61,7 @@ impl SqliteStore {
 
     pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         // A deferred BEGIN that later writes fails with "database is locked" under concurrency.
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// BEGIN IMMEDIATE already holds the only write lock.
