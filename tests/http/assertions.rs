@@ -307,11 +307,7 @@ async fn assertions_with_repeated_names_crit_or_hostile_json_are_invalid_client(
         ),
         (
             "repeated claim",
-            sign_raw(
-                keys.signer.as_ref(),
-                header,
-                &payload("r2").replace("\"iss\"", &format!("\"iss\":\"x\",\"iss\"")),
-            ),
+            sign_raw(keys.signer.as_ref(), header, &payload("r2").replace("\"iss\"", "\"iss\":\"x\",\"iss\"")),
         ),
         ("crit", sign_raw(keys.signer.as_ref(), r#"{"alg":"ES256","kid":"k1","crit":["x"],"x":1}"#, &payload("r3"))),
         (
