@@ -1,5 +1,5 @@
 //! Client authentication with JWTs (RFC 7523): private_key_jwt and client_secret_jwt.
-use crate::support::{ClientOpts, RegisteredClient, TestServer};
+use crate::support::{ClientOpts, RegisteredClient, TestServer, sign_raw};
 use josekit::jws::{ES256, HS256, JwsHeader, JwsSigner};
 use latchkey_core::Clock;
 use latchkey_core::model::{ClientAuthMethod, GrantType};
@@ -281,4 +281,101 @@ async fn private_key_jwt_works_at_revocation_and_introspection_too() {
         .await
         .unwrap();
     assert_eq!(v["active"], true);
+}
+
+/// Issue 7 (hostile input): correctly signed assertions whose header or payload repeats a
+/// member name were accepted (the last value won); a crit header, a JWE, an oversized or
+/// deeply nested payload are refused before any key is used.
+#[tokio::test]
+async fn assertions_with_repeated_names_crit_or_hostile_json_are_invalid_client() {
+    let srv = TestServer::start().await;
+    let keys = es256_keys("k1");
+    let c = pkj_client(&srv, &keys).await;
+    let now = srv.clock.now();
+    let aud = srv.url("/token");
+    let payload =
+        |jti: &str| format!(r#"{{"iss":"{0}","sub":"{0}","aud":"{aud}","exp":{1},"jti":"{jti}"}}"#, c.id, now + 60);
+    let header = r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#;
+    // Control: the raw signer makes valid assertions.
+    let ok = sign_raw(keys.signer.as_ref(), header, &payload("raw-ok"));
+    assert_eq!(cc_with_assertion(&srv, &c.id, &ok).await.status(), 200);
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let cases = [
+        (
+            "repeated header name",
+            sign_raw(keys.signer.as_ref(), r#"{"alg":"ES256","kid":"k1","kid":"k1"}"#, &payload("r1")),
+        ),
+        (
+            "repeated claim",
+            sign_raw(keys.signer.as_ref(), header, &payload("r2").replace("\"iss\"", "\"iss\":\"x\",\"iss\"")),
+        ),
+        ("crit", sign_raw(keys.signer.as_ref(), r#"{"alg":"ES256","kid":"k1","crit":["x"],"x":1}"#, &payload("r3"))),
+        (
+            "deep nesting",
+            sign_raw(keys.signer.as_ref(), header, &payload("r4").replace("}", &format!(",\"n\":{deep}}}"))),
+        ),
+        ("JWE form", format!("{ok}.e30.e30")),
+    ];
+    for (what, a) in cases {
+        assert_eq!(error_of(cc_with_assertion(&srv, &c.id, &a).await).await, (401, "invalid_client".into()), "{what}");
+    }
+}
+
+/// Issue 7 (hostile input): a request object travels through the browser; signed by the
+/// client with `iss` = `sub` = client_id, `aud` = the issuer and a `jti`, it was accepted as a
+/// client assertion. Assertions typed as another kind of JWT are refused (RFC 8725 §2.8, §3.11).
+#[tokio::test]
+async fn a_request_object_or_other_typed_jwt_never_authenticates_the_client() {
+    let srv = TestServer::start().await;
+    let keys = es256_keys("k1");
+    let c = pkj_client(&srv, &keys).await;
+    for (i, typ) in
+        ["oauth-authz-req+jwt", "at+jwt", "logout+jwt", "application/oauth-authz-req+jwt"].iter().enumerate()
+    {
+        let mut h = JwsHeader::new();
+        h.set_token_type(*typ);
+        h.set_key_id("k1");
+        let mut cl = claims(&srv, &c.id, &format!("typed-{i}"));
+        cl["aud"] = json!(srv.base);
+        cl["client_id"] = json!(c.id);
+        cl["response_type"] = json!("code");
+        let a = josekit::jws::serialize_compact(cl.to_string().as_bytes(), &h, keys.signer.as_ref()).unwrap();
+        assert_eq!(error_of(cc_with_assertion(&srv, &c.id, &a).await).await, (401, "invalid_client".into()), "{typ}");
+    }
+    // The explicit assertion type of draft-ietf-oauth-rfc7523bis is fine.
+    let mut h = JwsHeader::new();
+    h.set_token_type("client-authentication+jwt");
+    h.set_key_id("k1");
+    let a = josekit::jws::serialize_compact(
+        claims(&srv, &c.id, "typed-ok").to_string().as_bytes(),
+        &h,
+        keys.signer.as_ref(),
+    )
+    .unwrap();
+    assert_eq!(cc_with_assertion(&srv, &c.id, &a).await.status(), 200);
+}
+
+/// Issue 7: with no kid, the key was chosen by type alone, so a client whose JWK Set lists a
+/// P-384 key before its P-256 key could not use ES256. Type and curve now both decide.
+#[tokio::test]
+async fn the_client_key_is_chosen_by_type_and_curve() {
+    let srv = TestServer::start().await;
+    let keys = es256_keys("k1");
+    let p384 = josekit::jws::ES384.generate_key_pair().unwrap().to_jwk_public_key();
+    let p256: Value = serde_json::from_str::<Value>(&keys.public_jwks).unwrap()["keys"][0].clone();
+    let mut p256 = p256;
+    p256.as_object_mut().unwrap().remove("kid");
+    let jwks = json!({"keys": [serde_json::to_value(p384.as_ref()).unwrap(), p256]}).to_string();
+    let c = srv
+        .add_client(ClientOpts {
+            auth_method: ClientAuthMethod::PrivateKeyJwt,
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: vec!["api".into()],
+            jwks: Some(jwks),
+            ..Default::default()
+        })
+        .await;
+    let a = assertion(keys.signer.as_ref(), None, claims(&srv, &c.id, "curve-1"));
+    let r = cc_with_assertion(&srv, &c.id, &a).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }

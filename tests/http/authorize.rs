@@ -282,3 +282,39 @@ async fn loopback_redirect_uris_may_change_port_only() {
     assert_eq!(r.status(), 303, "a loopback redirect with another port is accepted");
     expect_error_page(&srv, &with(&url, "redirect_uri", "http://127.0.0.1:51234/other")).await;
 }
+
+/// Issue 7 (hostile input): /authorize took any JWT this server signed as an `id_token_hint`:
+/// JWT access tokens (`at+jwt`), logout tokens (`logout+jwt`) and signed UserInfo responses
+/// (`JWT` without `iat`/`exp`). Only an ID token may be a hint (RFC 8725 §3.11).
+#[tokio::test]
+async fn id_token_hint_must_be_an_id_token_not_another_jwt_we_signed() {
+    use latchkey_core::model::SigningAlg;
+    use serde_json::json;
+    let srv = TestServer::start().await;
+    let c = srv.add_client(ClientOpts::default()).await;
+    let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
+    let now = latchkey_core::Clock::now(&srv.clock);
+    let sign = |typ: &str, claims: serde_json::Value| {
+        srv.state().keys.sign(SigningAlg::RS256, typ, &claims, now).unwrap().token
+    };
+    let id_shaped = json!({"iss": srv.base, "sub": "u1", "aud": c.id, "iat": now, "exp": now + 60});
+    // Control: an ID token is a hint (no session here, so on to the login page).
+    let r = srv.http.get(with(&url, "id_token_hint", &sign("JWT", id_shaped.clone()))).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let userinfo_shaped = json!({"iss": srv.base, "sub": "u1", "aud": c.id, "email": "a@example.com"});
+    for hint in [sign("at+jwt", id_shaped.clone()), sign("logout+jwt", id_shaped), sign("JWT", userinfo_shaped)] {
+        expect_redirect_error(&srv, &with(&url, "id_token_hint", &hint), "invalid_request").await;
+    }
+}
+
+/// Issue 7 (hostile input): `client_id=a%00b` reached PostgreSQL, which refuses NUL in text (a
+/// 500). NUL is refused when parameters are decoded, before any lookup: an error page, like
+/// any other query that cannot be decoded.
+#[tokio::test]
+async fn nul_in_a_parameter_is_an_error_page_never_500() {
+    let srv = TestServer::start().await;
+    expect_error_page(&srv, &srv.url("/authorize?response_type=code&client_id=a%00b&scope=openid")).await;
+    let c = srv.add_client(ClientOpts::default()).await;
+    let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
+    expect_error_page(&srv, &format!("{url}&nonce=n%00")).await;
+}

@@ -168,12 +168,16 @@ async fn an_invalid_id_token_hint_or_mismatching_client_id_is_an_error_page_neve
     foreign.insert("iss".into(), json!("https://elsewhere.example"));
     let mut tampered = id.clone();
     tampered.push('x');
+    let mut userinfo_shaped = claims.clone();
+    userinfo_shaped.retain(|k, _| ["iss", "sub", "aud"].contains(&k.as_str()));
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("garbage", vec![("id_token_hint", "not.a.jwt".into())]),
         ("bad signature", vec![("id_token_hint", tampered)]),
         ("another issuer", vec![("id_token_hint", sign("JWT", &foreign))]),
         ("not an ID token (typ at+jwt)", vec![("id_token_hint", sign("at+jwt", &claims))]),
         ("not an ID token (typ logout+jwt)", vec![("id_token_hint", sign("logout+jwt", &claims))]),
+        // Issue 7: a signed UserInfo response is `typ: JWT` too, but has no iat/exp.
+        ("not an ID token (signed UserInfo)", vec![("id_token_hint", sign("JWT", &userinfo_shaped))]),
         ("client_id of another client", vec![("id_token_hint", id.clone()), ("client_id", other.id.clone())]),
         ("unknown client_id", vec![("client_id", "nobody".into())]),
     ];

@@ -16,6 +16,7 @@ mod authorize;
 mod cluster;
 mod cors;
 mod discovery;
+mod fuzz;
 mod keys;
 mod lifecycle;
 mod limits;

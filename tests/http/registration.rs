@@ -516,3 +516,17 @@ async fn scopes_beyond_openid_are_not_registrable() {
         .unwrap();
     assert_eq!(error_of(r).await.1, "invalid_scope");
 }
+
+/// Issue 7 (hostile input): `\u0000` in a JSON string reached PostgreSQL (a 500).
+#[tokio::test]
+async fn nul_in_registration_metadata_is_invalid_request_never_500() {
+    let srv = open().await;
+    for body in [
+        json!({"redirect_uris": ["https://rp.example/cb\u{0}"]}),
+        json!({"redirect_uris": ["https://rp.example/cb"], "client_name": "a\u{0}b"}),
+        json!({"redirect_uris": ["https://rp.example/cb"], "a\u{0}": "x"}),
+    ] {
+        let r = register(&srv, &body).await;
+        assert_eq!(error_of(r).await, (400, "invalid_request".into()), "{body}");
+    }
+}

@@ -1,6 +1,6 @@
 //! Request objects (OIDC Core §6, RFC 9101) and pushed authorization requests (RFC 9126).
 use crate::support::{
-    ClientOpts, Landing, PASSWORD, RegisteredClient, TestServer, authorize_url, pkce_pair, query_param,
+    ClientOpts, Landing, PASSWORD, RegisteredClient, TestServer, authorize_url, pkce_pair, query_param, sign_raw,
 };
 use josekit::jws::{ES256, JwsHeader, JwsSigner};
 use latchkey_core::Clock;
@@ -278,4 +278,48 @@ async fn par_errors_and_required_par() {
     let doc = srv.get_json("/.well-known/openid-configuration").await;
     assert_eq!(doc["pushed_authorization_request_endpoint"], srv.url("/par"));
     assert_eq!(doc["request_parameter_supported"], true);
+}
+
+/// Issue 7 (hostile input): request objects with a repeated member name (header or payload),
+/// deep nesting, more members than the parameter cap, or a `typ` naming another kind of JWT
+/// were accepted (the last repeated value won; the members were merged into the request).
+#[tokio::test]
+async fn hostile_request_objects_are_invalid_request_object() {
+    let srv = TestServer::start().await;
+    let rp = rp_with_keys(&srv).await;
+    let (_, challenge) = pkce_pair();
+    let (url, ..) = authorize_url(&srv.base, &rp.client, "openid", &[]);
+    let claims = request_claims(&srv, &rp, &challenge, "s");
+    let text = claims.to_string();
+    let header = r#"{"alg":"ES256","kid":"rp1","typ":"oauth-authz-req+jwt"}"#;
+    let send = async |jwt: String| {
+        let r = srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap();
+        let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+        (r.status().as_u16(), query_param(&loc, "error"))
+    };
+    // Control: the raw signer makes a valid request object (no session: on to the login page).
+    assert_eq!(send(sign_raw(rp.signer.as_ref(), header, &text)).await.0, 303);
+    let mut many = claims.as_object().unwrap().clone();
+    for i in 0..70 {
+        many.insert(format!("x{i}"), json!("1"));
+    }
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let cases = [
+        ("repeated header name", sign_raw(rp.signer.as_ref(), r#"{"alg":"ES256","kid":"rp1","alg":"ES256"}"#, &text)),
+        (
+            "repeated claim",
+            sign_raw(
+                rp.signer.as_ref(),
+                header,
+                &text.replacen('{', r#"{"redirect_uri":"https://evil.example/cb","#, 1),
+            ),
+        ),
+        ("deep nesting", sign_raw(rp.signer.as_ref(), header, &text.replacen('{', &format!("{{\"n\":{deep},"), 1))),
+        ("too many members", sign_raw(rp.signer.as_ref(), header, &Value::Object(many).to_string())),
+        ("typ at+jwt", sign_raw(rp.signer.as_ref(), r#"{"alg":"ES256","kid":"rp1","typ":"at+jwt"}"#, &text)),
+        ("typ logout+jwt", sign_raw(rp.signer.as_ref(), r#"{"alg":"ES256","kid":"rp1","typ":"logout+jwt"}"#, &text)),
+    ];
+    for (what, jwt) in cases {
+        assert_eq!(send(jwt).await, (302, Some("invalid_request_object".into())), "{what}");
+    }
 }

@@ -300,3 +300,26 @@ async fn client_secret_post_clients_authenticate_in_the_body() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Issue 7 (hostile input): a NUL character (`%00`) reached the database, which PostgreSQL
+/// refuses for text: a 500 instead of the spec's error. No OAuth parameter may contain one
+/// (RFC 6749 Appendix A), so it is refused when parameters are decoded.
+#[tokio::test]
+async fn nul_in_parameters_or_basic_credentials_is_refused_never_500() {
+    let (srv, c) = setup(ClientOpts::default()).await;
+    let post = |body: &'static str| {
+        srv.http.post(srv.url("/token")).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    let (s, e, _) = error_of(post("grant_type=client_credentials&client_id=a%00b").await.unwrap()).await;
+    assert_eq!((s, e.as_str()), (400, "invalid_request"));
+    let (s, e, _) = error_of(post("grant_type=client_credentials&client_id=x&client_secret=%00").await.unwrap()).await;
+    assert_eq!((s, e.as_str()), (400, "invalid_request"));
+    let r =
+        srv.http.post(srv.url("/token")).basic_auth("a\0b", Some("s")).form(&[("grant_type", "client_credentials")]);
+    let (s, e, www) = error_of(r.send().await.unwrap()).await;
+    assert_eq!((s, e.as_str()), (401, "invalid_client"));
+    assert!(www.is_some());
+    let r =
+        srv.http.post(srv.url("/token")).basic_auth(&c.id, Some("a%00")).form(&[("grant_type", "client_credentials")]);
+    assert_eq!(error_of(r.send().await.unwrap()).await.1, "invalid_client");
+}

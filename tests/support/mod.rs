@@ -612,3 +612,13 @@ pub async fn query_i64_sessions(srv: &TestServer, raw: &str) -> i64 {
         n
     }
 }
+
+/// A compact JWS signed over a header and payload given as text, so a test can send what a
+/// JOSE library would never produce (a repeated member name, say).
+pub fn sign_raw(signer: &dyn josekit::jws::JwsSigner, header: &str, payload: &str) -> String {
+    use base64::Engine;
+    let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let message = format!("{}.{}", enc(header.as_bytes()), enc(payload.as_bytes()));
+    let sig = signer.sign(message.as_bytes()).unwrap();
+    format!("{message}.{}", enc(&sig))
+}

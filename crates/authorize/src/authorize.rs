@@ -222,8 +222,9 @@ pub(crate) fn validate(
 }
 
 /// OIDC Core §3.1.2.1: an ID token we issued, signature verified; an expired one is accepted.
+/// Other JWTs we sign (access tokens, logout tokens, signed UserInfo) are refused.
 fn verify_hint(state: &AppState, client: &latchkey_core::model::Client, token: &str) -> Result<String, OAuthError> {
-    let claims = state.keys.verify(token).map_err(|e| {
+    let claims = state.keys.verify_id_token(token).map_err(|e| {
         OAuthError::invalid_request("id_token_hint is not a valid ID token from this server").because(e)
     })?;
     if claims.get("iss").and_then(|v| v.as_str()) != Some(state.settings.issuer.as_str()) {

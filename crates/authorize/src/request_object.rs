@@ -1,12 +1,11 @@
 //! Request objects (OIDC Core §6, RFC 9101) and pushed requests (RFC 9126): turn `request`,
 //! `request_uri` or a PAR `urn:` reference into the authorization parameters.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::model::Client;
 use latchkey_core::{ErrorCode, OAuthError, SecretToken};
+use latchkey_signer::jws;
 use latchkey_web::AppState;
-use latchkey_web::params::Params;
+use latchkey_web::params::{MAX_PARAMS, Params};
 use serde_json::{Map, Value};
 
 pub const PAR_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -84,28 +83,18 @@ fn merge(mut query: Params, object: Map<String, Value>) -> Params {
     query
 }
 
-fn decode(part: Option<&str>) -> Option<Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part?).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
+/// `typ` values a request object may carry: none, plain `JWT`, or its own explicit type
+/// (RFC 9101 §10.8). Anything else names another kind of JWT (RFC 8725 §3.11).
+const REQUEST_OBJECT_TYPES: &[&str] = &["oauth-authz-req+jwt", "JWT"];
 
 /// Verify a request object and return its claims.
 pub async fn verify(state: &AppState, client: &Client, jwt: &str) -> Result<Map<String, Value>, OAuthError> {
-    if jwt.len() > 16 * 1024 {
-        return Err(invalid_object("request object larger than 16 KiB"));
+    // Size, structure, encoding, duplicate names, nesting, crit: see latchkey_signer::jws.
+    let parsed = jws::parse(jwt, jws::MAX_JWS_BYTES).map_err(|e| invalid_object(&e.to_string()))?;
+    if !parsed.typ_absent_or(REQUEST_OBJECT_TYPES) {
+        return Err(invalid_object("typ names another kind of JWT"));
     }
-    let parts: Vec<&str> = jwt.split('.').collect();
-    if parts.len() != 3 {
-        return Err(invalid_object("not a compact JWS (encrypted request objects are not supported)"));
-    }
-    let header = decode(parts.first().copied()).ok_or_else(|| invalid_object("malformed header"))?;
-    if header.contains_key("crit") {
-        return Err(invalid_object("unsupported crit header"));
-    }
-    let alg = header.get("alg").and_then(Value::as_str).ok_or_else(|| invalid_object("no alg"))?;
+    let alg = parsed.alg();
     if let Some(registered) = client.request_object_signing_alg.as_deref()
         && registered != alg
     {
@@ -115,22 +104,21 @@ pub async fn verify(state: &AppState, client: &Client, jwt: &str) -> Result<Map<
         // Unsigned only when the client registered it and the operator allows it.
         let allowed = client.request_object_signing_alg.as_deref() == Some("none")
             && state.settings.request_objects.allow_unsigned;
-        if !allowed || parts.get(2).is_some_and(|s| !s.is_empty()) {
+        if !allowed || !parsed.unsigned {
             return Err(invalid_object("unsigned request objects are not accepted for this client"));
         }
-        decode(parts.get(1).copied()).ok_or_else(|| invalid_object("malformed payload"))?
+        parsed.unverified
     } else {
-        let kid = header.get("kid").and_then(Value::as_str);
-        let verifier = latchkey_web::client_auth::client_verifier(state, client, alg, kid)
+        let verifier = latchkey_web::client_auth::client_verifier(state, client, alg, parsed.kid())
             .await
             .map_err(|e| invalid_object(&e))?;
-        let (payload, _) =
-            josekit::jws::deserialize_compact(jwt, verifier.as_ref()).map_err(|_| invalid_object("bad signature"))?;
-        match serde_json::from_slice(&payload) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(invalid_object("payload is not a JSON object")),
-        }
+        parsed.verify(verifier.as_ref()).map_err(|e| invalid_object(&e.to_string()))?
     };
+    // The parameter cap holds for parameters inside a request object too (they are merged into
+    // the request and, for pushed requests, stored).
+    if claims.len() > MAX_PARAMS {
+        return Err(invalid_object("the request object has too many members"));
+    }
     check_claims(state, client, &claims)?;
     Ok(claims)
 }

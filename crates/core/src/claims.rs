@@ -17,10 +17,16 @@ pub struct ClaimsRequest {
 impl ClaimsRequest {
     /// OIDC Core §5.5: a JSON object with optional `userinfo` and `id_token` members, each an
     /// object whose members are claim names mapped to `null` or an object with `essential`
-    /// (boolean), `value` or `values` (array).
+    /// (boolean), `value` or `values` (array). Strict JSON: no repeated member names, bounded
+    /// nesting ([`crate::json`]).
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        let v: Value = serde_json::from_str(s).map_err(|_| "claims is not valid JSON")?;
-        let Value::Object(top) = v else { return Err("claims must be a JSON object") };
+        let top = crate::json::parse_object(s.as_bytes(), crate::json::MAX_DEPTH).map_err(|e| match e {
+            crate::json::JsonError::NotObject => "claims must be a JSON object",
+            crate::json::JsonError::Duplicate => "claims repeats a member name",
+            crate::json::JsonError::TooDeep => "claims is nested too deep",
+            crate::json::JsonError::Invalid => "claims is not valid JSON",
+            crate::json::JsonError::Nul => "claims holds U+0000",
+        })?;
         let mut out = ClaimsRequest::default();
         for (k, v) in top {
             let target = match k.as_str() {
@@ -186,6 +192,17 @@ mod tests {
         assert!(ClaimsRequest::parse("[]").is_err());
         assert!(ClaimsRequest::parse(r#"{"userinfo": 5}"#).is_err());
         assert!(ClaimsRequest::parse(r#"{"id_token": {"email": {"essential": "yes"}}}"#).is_err());
+        // Issue 7 (hostile input): a repeated target or claim could be read two ways; refused.
+        assert_eq!(
+            ClaimsRequest::parse(r#"{"id_token": {"email": null}, "id_token": {"name": null}}"#),
+            Err("claims repeats a member name")
+        );
+        assert_eq!(
+            ClaimsRequest::parse(r#"{"userinfo": {"email": null, "email": {"essential": true}}}"#),
+            Err("claims repeats a member name")
+        );
+        let deep = format!("{{\"userinfo\": {{\"a\": {{\"value\": {}1{}}}}}}}", "[".repeat(20), "]".repeat(20));
+        assert_eq!(ClaimsRequest::parse(&deep), Err("claims is nested too deep"));
         let c = ClaimsRequest::parse(r#"{"id_token": {"email": {"essential": true}}, "userinfo": {"name": null}}"#)
             .unwrap();
         assert!(c.id_token.contains_key("email"));

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod claims;
 pub mod clock;
 pub mod error;
+pub mod json;
 pub mod model;
 pub mod pkce;
 pub mod redirect;

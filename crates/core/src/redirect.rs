@@ -10,44 +10,54 @@ pub fn matches<'a>(registered: &'a [String], requested: &str) -> Option<&'a str>
         return Some(r.as_str());
     }
     // RFC 8252 §7.3: loopback IP redirect URIs may use any port. Only `127.0.0.1`/`[::1]` and
-    // plain http qualify; `localhost` is matched exactly (RFC 8252 §8.3).
-    let req = Url::parse(requested).ok()?;
-    if !is_loopback_ip_literal(&req) {
+    // plain http qualify; `localhost` is matched exactly (RFC 8252 §8.3). Everything but the
+    // port is compared as text, so no other spelling of the scheme, host or path (`HTTP:`,
+    // `127.1`, `[0::1]`, `\`, an empty port) passes for the registered one; a fragment never
+    // does (RFC 6749 §3.1.2).
+    if requested.contains('#') || !is_loopback_ip_literal(requested) {
+        return None;
+    }
+    let req = split_port(requested)?;
+    if req.host.contains('@') || req.port.is_some_and(|p| p.is_empty() || p.len() > 5 || p.parse::<u16>().is_err()) {
         return None;
     }
     registered.iter().map(String::as_str).find(|r| {
-        Url::parse(r).ok().is_some_and(|reg| {
-            is_loopback_ip_literal(&reg)
-                && reg.host() == req.host()
-                && reg.path() == req.path()
-                && reg.query() == req.query()
-                && reg.username() == req.username()
-                && reg.password() == req.password()
-                && req.fragment().is_none()
-                && without_port(requested) == without_port(r)
-        })
+        split_port(r).is_some_and(|reg| reg.host == req.host && reg.tail == req.tail) && is_loopback_ip_literal(r)
     })
 }
 
-fn is_loopback_ip_literal(u: &Url) -> bool {
-    u.scheme() == "http"
-        && match u.host() {
+/// `http://` exactly, and a host that parses as a loopback IP address.
+fn is_loopback_ip_literal(s: &str) -> bool {
+    s.starts_with("http://")
+        && Url::parse(s).is_ok_and(|u| match u.host() {
             Some(Host::Ipv4(ip)) => ip.is_loopback(),
             Some(Host::Ipv6(ip)) => ip.is_loopback(),
             _ => false,
-        }
+        })
 }
 
-/// The URI text with the port removed, so that everything else is compared string for string.
-fn without_port(s: &str) -> Option<String> {
-    let mut u = Url::parse(s).ok()?;
-    u.set_port(None).ok()?;
-    // Compare the original text apart from the authority so that normalisation by the URL
-    // parser cannot make two different strings equal.
-    let rest_start = s.find("://")? + 3;
-    let after_authority = s.get(rest_start..)?.find(['/', '?', '#']).map(|i| i + rest_start);
-    let tail = after_authority.and_then(|i| s.get(i..)).unwrap_or("");
-    Some(format!("{}://{}{}", u.scheme(), u.host_str()?, tail))
+/// An `http://` URI's text cut around its port: `http://HOST[:PORT]TAIL`.
+struct PortSplit<'a> {
+    host: &'a str,
+    port: Option<&'a str>,
+    tail: &'a str,
+}
+
+fn split_port(s: &str) -> Option<PortSplit<'_>> {
+    let rest = s.strip_prefix("http://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at_checked(authority_end)?;
+    // The port follows the last `:` outside an IPv6 literal's brackets.
+    let host_end = match authority.rfind(']') {
+        Some(b) => b + 1,
+        None => authority.rfind(':').unwrap_or(authority.len()),
+    };
+    let (host, port) = authority.split_at_checked(host_end)?;
+    let port = match port {
+        "" => None,
+        p => Some(p.strip_prefix(':')?),
+    };
+    Some(PortSplit { host, port, tail })
 }
 
 /// A redirect URI acceptable for registration: absolute, no fragment, and (for web clients)
@@ -102,6 +112,31 @@ mod tests {
         assert!(matches(&r, "http://user@127.0.0.1:51004/callback").is_none());
     }
 
+    /// Issue 7 (hostile input): the loopback rule compared URL-parsed hosts and schemes, so other
+    /// spellings of the registered URI (which the URL parser normalises) matched it.
+    #[test]
+    fn loopback_rule_is_string_equality_except_the_port() {
+        let r = reg(&["http://127.0.0.1/cb", "http://[::1]/cb"]);
+        for other in [
+            "HTTP://127.0.0.1:5/cb",
+            "http://127.1:5/cb",
+            "http://2130706433:5/cb",
+            "http://0x7f.0.0.1:5/cb",
+            "http://[0:0::1]:5/cb",
+            "http://[0000::1]:5/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:5\\cb",
+            "http://127.0.0.1:5\t/cb",
+            "http://127.0.0.1:99999/cb",
+            "http://127.0.0.1:5/cb#",
+            "http://127.0.0.1:5/%63b",
+        ] {
+            assert_eq!(matches(&r, other), None, "{other}");
+        }
+        assert_eq!(matches(&r, "http://127.0.0.1:5/cb"), Some("http://127.0.0.1/cb"));
+        assert_eq!(matches(&r, "http://[::1]:65535/cb"), Some("http://[::1]/cb"));
+    }
+
     #[test]
     fn localhost_is_not_port_flexible() {
         let r = reg(&["http://localhost:8000/cb"]);
@@ -118,5 +153,117 @@ mod tests {
         assert!(validate_for_registration("javascript:alert(1)").is_err());
         assert!(validate_for_registration("http://a.example/cb").is_err());
         assert!(validate_for_registration("/relative").is_err());
+    }
+
+    // ---- property tests (issue 7): bounded for CI, `PROPTEST_CASES=100000` runs longer ----
+
+    use proptest::prelude::*;
+
+    fn cases(n: u32) -> ProptestConfig {
+        let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
+        ProptestConfig { cases: n, ..ProptestConfig::default() }
+    }
+
+    /// A URI from parts, so the expected answer can be worked out from the parts.
+    #[derive(Debug, Clone)]
+    struct Parts {
+        scheme: &'static str,
+        userinfo: &'static str,
+        host: &'static str,
+        port: Option<u16>,
+        path: &'static str,
+        query: Option<&'static str>,
+        fragment: Option<&'static str>,
+    }
+
+    impl Parts {
+        fn text(&self) -> String {
+            let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+            let query = self.query.map(|q| format!("?{q}")).unwrap_or_default();
+            let fragment = self.fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{}://{}{}{port}{}{query}{fragment}", self.scheme, self.userinfo, self.host, self.path)
+        }
+
+        fn loopback_literal(&self) -> bool {
+            // Hosts that parse as loopback IP addresses (`[::ffff:127.0.0.1]` does not).
+            self.scheme == "http" && matches!(self.host, "127.0.0.1" | "[::1]" | "127.0.0.2" | "127.1" | "[0::1]")
+        }
+
+        /// Equal apart from the port.
+        fn same_but_port(&self, o: &Parts) -> bool {
+            (self.scheme, self.userinfo, self.host, self.path, self.query, self.fragment)
+                == (o.scheme, o.userinfo, o.host, o.path, o.query, o.fragment)
+        }
+    }
+
+    fn parts() -> impl Strategy<Value = Parts> {
+        let scheme = prop::sample::select(vec!["http", "https", "HTTP", "com.example.app"]);
+        let userinfo = prop::sample::select(vec!["", "", "", "u@", "u:p@"]);
+        let host = prop::sample::select(vec![
+            "127.0.0.1",
+            "[::1]",
+            "127.0.0.2",
+            "localhost",
+            "app.example",
+            "127.1",
+            "[0::1]",
+            "[::ffff:127.0.0.1]",
+            "127.0.0.1.nip.io",
+        ]);
+        let port = prop::option::of(prop_oneof![Just(80u16), Just(443), Just(8080), any::<u16>()]);
+        let path = prop::sample::select(vec!["/cb", "/cb/", "/CB", "/%63b", "", "/a/../cb", "/cb;x"]);
+        let query = prop::option::of(prop::sample::select(vec!["", "x=1", "x=2", "x=1&y"]));
+        let fragment = prop::option::weighted(0.2, prop::sample::select(vec!["", "f"]));
+        (scheme, userinfo, host, port, path, query, fragment).prop_map(
+            |(scheme, userinfo, host, port, path, query, fragment)| Parts {
+                scheme,
+                userinfo,
+                host,
+                port,
+                path,
+                query,
+                fragment,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(cases(2048))]
+
+        /// The whole rule: a requested URI matches exactly when it equals a registered one, or
+        /// when both are http loopback IP literals (no userinfo, no fragment) equal as text but
+        /// for the port. In particular no other host, path, query or scheme ever matches, and a
+        /// fragment never does unless it was registered verbatim (registration refuses them).
+        #[test]
+        fn matches_exactly_or_by_loopback_port_only(
+            registered in prop::collection::vec(parts(), 1..4),
+            requested in parts(),
+        ) {
+            let registered: Vec<Parts> = registered.into_iter().filter(|p| p.fragment.is_none()).collect();
+            let texts: Vec<String> = registered.iter().map(Parts::text).collect();
+            let got = matches(&texts, &requested.text());
+            let expected = texts.iter().zip(&registered).find(|(t, p)| {
+                **t == requested.text()
+                    || (p.loopback_literal()
+                        && requested.loopback_literal()
+                        && p.userinfo.is_empty()
+                        && requested.userinfo.is_empty()
+                        && requested.fragment.is_none()
+                        && p.same_but_port(&requested))
+            });
+            prop_assert_eq!(got, expected.map(|(t, _)| t.as_str()), "registered {:?}", texts);
+        }
+
+        /// Arbitrary text never panics, and a match is always the registered string itself or
+        /// that string with only the port changed.
+        #[test]
+        fn arbitrary_text_never_panics(registered in prop::collection::vec(".{0,40}", 0..3), requested in ".{0,60}") {
+            if let Some(r) = matches(&registered, &requested) {
+                prop_assert!(registered.iter().any(|x| x == r));
+                let strip = |s: &str| split_port(s).map(|p| (p.host.to_owned(), p.tail.to_owned()));
+                prop_assert!(r == requested || (strip(r).is_some() && strip(r) == strip(&requested)));
+                prop_assert!(!requested.contains('#') || r == requested);
+            }
+        }
     }
 }

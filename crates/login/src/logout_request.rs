@@ -110,9 +110,10 @@ struct Hint {
 
 /// RP-Initiated Logout §2: an ID token we issued, signature verified; expired ones are accepted
 /// (the session may have outlived it). Other tokens we sign (JWT access tokens, logout tokens)
-/// carry another `typ` and are refused (RFC 8725 §3.11).
+/// carry another `typ` and are refused (RFC 8725 §3.11), and so are signed UserInfo responses
+/// (`typ: JWT` too, but without the `iat` and `exp` of an ID token).
 fn verify_hint(state: &AppState, token: &str) -> Result<Hint, OAuthError> {
-    let claims = state.keys.verify_typed(token, "JWT").map_err(|e| {
+    let claims = state.keys.verify_id_token(token).map_err(|e| {
         OAuthError::invalid_request("id_token_hint is not a valid ID token from this server").because(e)
     })?;
     if claims.get("iss").and_then(Value::as_str) != Some(state.settings.issuer.as_str()) {

@@ -6,15 +6,13 @@
 use axum::body::Body;
 use http::HeaderMap;
 use latchkey_core::OAuthError;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
-use std::cell::Cell;
-use std::fmt;
+use latchkey_core::json::{self, JsonError};
+use serde_json::{Map, Value};
 
 /// Largest request body read.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Deepest nesting of arrays and objects (a `jwks` member needs 5).
-pub const MAX_DEPTH: usize = 10;
+pub const MAX_DEPTH: usize = json::MAX_DEPTH;
 
 pub async fn read_object(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, OAuthError> {
     // RFC 7591 §3.1: the request is an HTTP POST with content type application/json.
@@ -32,106 +30,17 @@ pub async fn read_object(headers: &HeaderMap, body: Body) -> Result<Map<String, 
     parse_object(&bytes)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    TooDeep,
-    Duplicate,
-}
-
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, OAuthError> {
-    let fault = Cell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = Strict { depth: 0, fault: &fault }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    match (parsed, fault.get()) {
-        (Ok(Value::Object(m)), _) => Ok(m),
-        (Ok(_), _) => Err(OAuthError::invalid_request("the body must be a JSON object")),
-        (Err(e), Some(Fault::TooDeep)) => {
-            Err(OAuthError::invalid_request(format!("the body is nested more than {MAX_DEPTH} levels deep")).because(e))
-        }
-        (Err(e), Some(Fault::Duplicate)) => {
-            Err(OAuthError::invalid_request("the body repeats a member name").because(e))
-        }
-        (Err(e), None) => Err(OAuthError::invalid_request("the body is not valid JSON").because(e)),
-    }
-}
-
-/// Builds a `serde_json::Value` while counting depth and refusing repeated member names
-/// (RFC 8259 §4: names SHOULD be unique; a repeated one could be read differently elsewhere).
-struct Strict<'a> {
-    depth: usize,
-    fault: &'a Cell<Option<Fault>>,
-}
-
-impl Strict<'_> {
-    fn enter<E: serde::de::Error>(&self) -> Result<Strict<'_>, E> {
-        if self.depth >= MAX_DEPTH {
-            self.fault.set(Some(Fault::TooDeep));
-            return Err(E::custom("nesting too deep"));
-        }
-        Ok(Strict { depth: self.depth + 1, fault: self.fault })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Strict<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Strict<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("number out of range"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let inner = self.enter()?;
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Strict { depth: inner.depth, fault: inner.fault })? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let inner = self.enter()?;
-        let mut out = Map::new();
-        while let Some(k) = map.next_key::<String>()? {
-            if out.contains_key(&k) {
-                self.fault.set(Some(Fault::Duplicate));
-                return Err(A::Error::custom("repeated member name"));
-            }
-            let v = map.next_value_seed(Strict { depth: inner.depth, fault: inner.fault })?;
-            out.insert(k, v);
-        }
-        Ok(Value::Object(out))
-    }
+    json::parse_object(bytes, MAX_DEPTH).map_err(|e| {
+        let d = match e {
+            JsonError::TooDeep => format!("the body is nested more than {MAX_DEPTH} levels deep"),
+            JsonError::Duplicate => "the body repeats a member name".into(),
+            JsonError::NotObject => "the body must be a JSON object".into(),
+            JsonError::Invalid => "the body is not valid JSON".into(),
+            JsonError::Nul => "the body holds U+0000".into(),
+        };
+        OAuthError::invalid_request(d).because(e)
+    })
 }
 
 #[cfg(test)]

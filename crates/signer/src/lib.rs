@@ -2,6 +2,7 @@
 //! signing and verifying JWTs with josekit. Parsed keys live in memory ([`KeyRing`]); the key
 //! table is re-read on a timer, not per request.
 
+pub mod jws;
 mod master;
 mod ring;
 

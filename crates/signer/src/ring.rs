@@ -1,7 +1,5 @@
 //! The in-memory key ring: parsed signers and verifiers and the pre-rendered JWKS.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, PS256, RS256};
 use latchkey_core::model::SigningAlg;
@@ -10,7 +8,7 @@ use latchkey_storage::{KeyRecord, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::{MasterKey, SignerError};
+use crate::{MasterKey, SignerError, jws};
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
@@ -209,7 +207,7 @@ impl KeyRing {
     /// Verify a JWS we signed (any published or retired key we still hold) and return its claims.
     /// Claims (exp, aud, iss) are the caller's to check.
     pub fn verify(&self, token: &str) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
-        self.verify_with_header(token).map(|(_, claims)| claims)
+        self.verify_compact(token).map(|(_, claims)| claims)
     }
 
     /// Verify and also require the header's `typ` (case-insensitive, `application/` optional,
@@ -219,37 +217,37 @@ impl KeyRing {
         token: &str,
         typ: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
-        let (header, claims) = self.verify_with_header(token)?;
-        let got = header.get("typ").and_then(|v| v.as_str()).unwrap_or("");
-        let got = got.strip_prefix("application/").unwrap_or(got);
-        if got.eq_ignore_ascii_case(typ) { Ok(claims) } else { Err(VerifyError::WrongType) }
+        let (compact, claims) = self.verify_compact(token)?;
+        if compact.typ_is(typ) { Ok(claims) } else { Err(VerifyError::WrongType) }
     }
 
-    fn verify_with_header(&self, token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
-        let header_b64 = token.split('.').next().ok_or(VerifyError::Malformed)?;
-        if token.split('.').count() != 3 {
-            return Err(VerifyError::Malformed);
-        }
-        let header_bytes = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| VerifyError::Malformed)?;
-        let header: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&header_bytes).map_err(|_| VerifyError::Malformed)?;
-        if header.contains_key("crit") {
-            return Err(VerifyError::CriticalHeader);
-        }
-        let kid = header.get("kid").and_then(|v| v.as_str()).ok_or(VerifyError::UnknownKey)?;
-        let alg = header.get("alg").and_then(|v| v.as_str()).ok_or(VerifyError::Malformed)?;
+    /// Verify an ID token we issued (for `id_token_hint`; expiry is the caller's to judge):
+    /// `typ: JWT`, and the `iat` and `exp` every ID token has (OIDC Core §2), so neither our
+    /// JWT access tokens (`at+jwt`), logout tokens (`logout+jwt`) nor signed UserInfo responses
+    /// (`JWT` without `exp`) pass for one.
+    pub fn verify_id_token(&self, token: &str) -> Result<JsonObject, VerifyError> {
+        let claims = self.verify_typed(token, "JWT")?;
+        let number = |k: &str| claims.get(k).is_some_and(serde_json::Value::is_i64);
+        if number("iat") && number("exp") { Ok(claims) } else { Err(VerifyError::WrongType) }
+    }
+
+    fn verify_compact<'t>(&self, token: &'t str) -> Result<(jws::Compact<'t>, JsonObject), VerifyError> {
+        let compact = jws::parse(token, jws::MAX_JWS_BYTES).map_err(|e| match e {
+            jws::JwsError::Critical => VerifyError::CriticalHeader,
+            _ => VerifyError::Malformed,
+        })?;
+        let kid = compact.kid().ok_or(VerifyError::UnknownKey)?;
         let set = self.current();
         let key = set.keys.iter().find(|k| k.kid == kid).ok_or(VerifyError::UnknownKey)?;
         // Algorithm confusion: the key decides the algorithm, the header must agree.
-        if alg != key.alg.as_str() {
+        if compact.alg() != key.alg.as_str() {
             return Err(VerifyError::AlgorithmMismatch);
         }
-        let (payload, _) =
-            josekit::jws::deserialize_compact(token, key.verifier.as_ref()).map_err(|_| VerifyError::BadSignature)?;
-        match serde_json::from_slice(&payload) {
-            Ok(serde_json::Value::Object(m)) => Ok((header, m)),
-            _ => Err(VerifyError::BadPayload),
-        }
+        let claims = compact.verify(key.verifier.as_ref()).map_err(|e| match e {
+            jws::JwsError::Payload(_) => VerifyError::BadPayload,
+            _ => VerifyError::BadSignature,
+        })?;
+        Ok((compact, claims))
     }
 
     pub fn summaries(&self, now: UnixTime) -> Vec<KeySummary> {

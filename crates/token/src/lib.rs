@@ -56,7 +56,8 @@ fn count_issued(grant: &'static str, refresh: bool, id_token: bool) {
 
 pub fn capabilities(settings: &Settings) -> Capabilities {
     let methods = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"];
-    let assertion_algs = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
+    // Exactly what client_auth accepts (and registration lets a client register).
+    let assertion_algs = ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"];
     Capabilities::new()
         .set("token_endpoint", settings.endpoint(TOKEN_PATH))
         .set("userinfo_endpoint", settings.endpoint(USERINFO_PATH))

@@ -4,12 +4,13 @@
 //! method it registered.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws::{ES256, EdDSA, HS256, HS384, HS512, JwsVerifier, PS256, RS256};
 use latchkey_core::model::{Client, ClientAuthMethod};
 use latchkey_core::{OAuthError, SecretToken, UnixTime};
+use latchkey_signer::jws;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -162,13 +163,14 @@ async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Client, 
         .ok_or_else(|| fail(basic, "unknown client"))
 }
 
-fn decode_part(part: Option<&str>) -> Option<serde_json::Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part?).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
+/// Largest client assertion read (the whole form body is capped at 8 KiB anyway).
+const MAX_ASSERTION_BYTES: usize = 8192;
+
+/// `typ` values a client assertion may carry: none, plain `JWT`, or the explicit type of
+/// draft-ietf-oauth-rfc7523bis. Anything else names another kind of JWT: above all a request
+/// object (`oauth-authz-req+jwt`), which travels through the browser and must never
+/// authenticate its client (RFC 8725 §2.8, §3.11).
+const ASSERTION_TYPES: &[&str] = &["JWT", "client-authentication+jwt"];
 
 /// RFC 7523 §3: verify a client assertion and its claims; record its jti against replay.
 async fn authenticate_assertion(
@@ -177,17 +179,13 @@ async fn authenticate_assertion(
     post_id: Option<&str>,
     endpoint_path: &str,
 ) -> Result<Client, BackChannel> {
-    if assertion.len() > 8192 {
-        return Err(fail(false, "assertion too large"));
+    // Structure, encoding, duplicate names, nesting, crit: see latchkey_signer::jws.
+    let jwt = jws::parse(assertion, MAX_ASSERTION_BYTES).map_err(|e| fail(false, format!("assertion: {e}")))?;
+    if !jwt.typ_absent_or(ASSERTION_TYPES) {
+        return Err(fail(false, "assertion typ names another kind of JWT"));
     }
-    let mut parts = assertion.split('.');
-    let header = decode_part(parts.next()).ok_or_else(|| fail(false, "malformed assertion header"))?;
-    let unverified = decode_part(parts.next()).ok_or_else(|| fail(false, "malformed assertion payload"))?;
-    if header.contains_key("crit") {
-        return Err(fail(false, "unsupported crit header"));
-    }
-    let alg = header.get("alg").and_then(Value::as_str).ok_or_else(|| fail(false, "assertion has no alg"))?;
-    let iss = unverified.get("iss").and_then(Value::as_str).ok_or_else(|| fail(false, "assertion has no iss"))?;
+    let alg = jwt.alg();
+    let iss = jwt.unverified.get("iss").and_then(Value::as_str).ok_or_else(|| fail(false, "assertion has no iss"))?;
     if post_id.is_some_and(|p| p != iss) {
         return Err(fail(false, "client_id does not match the assertion"));
     }
@@ -207,14 +205,8 @@ async fn authenticate_assertion(
     {
         return Err(fail(false, "assertion algorithm differs from token_endpoint_auth_signing_alg"));
     }
-    let kid = header.get("kid").and_then(Value::as_str);
-    let verifier = client_verifier(state, &client, alg, kid).await.map_err(|e| fail(false, e))?;
-    let (payload, _) = josekit::jws::deserialize_compact(assertion, verifier.as_ref())
-        .map_err(|_| fail(false, "bad assertion signature"))?;
-    let claims: serde_json::Map<String, Value> = match serde_json::from_slice(&payload) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(fail(false, "assertion payload is not an object")),
-    };
+    let verifier = client_verifier(state, &client, alg, jwt.kid()).await.map_err(|e| fail(false, e))?;
+    let claims = jwt.verify(verifier.as_ref()).map_err(|e| fail(false, format!("assertion: {e}")))?;
     check_claims(state, &client, &claims, endpoint_path)?;
     let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or_default();
@@ -329,25 +321,30 @@ async fn client_key(state: &AppState, client: &Client, kid: Option<&str>, alg: &
         }
         (None, None) => return Err(fail(false, "client has no registered keys")),
     };
-    let kty = match alg {
-        "RS256" | "PS256" => "RSA",
-        "ES256" => "EC",
-        _ => "OKP",
-    };
     let candidates: Vec<&Jwk> = match kid {
         Some(k) => set.get(k),
         None => set.keys(),
     };
-    let found = candidates
-        .into_iter()
-        .find(|k| {
-            k.key_type() == kty && k.algorithm().is_none_or(|a| a == alg) && k.key_use().is_none_or(|u| u == "sig")
-        })
-        .ok_or_else(|| fail(false, "no matching client key"))?;
+    let found =
+        candidates.into_iter().find(|k| key_fits(k, alg)).ok_or_else(|| fail(false, "no matching client key"))?;
     // The key is chosen; without its kid the verifier accepts assertions that omit one.
     let mut members = found.as_ref().clone();
     members.remove("kid");
     Jwk::from_map(members).map_err(|e| fail(false, format!("client key unusable: {e}")))
+}
+
+/// Can `k` verify `alg`? Its type and curve must be the algorithm's (RFC 7518 §3.1, RFC 8037
+/// §3.1), its `alg` and `use`, when given, must agree: a P-384 key never verifies ES256 and an
+/// RSA key never verifies anything but RS256/PS256, whatever the header says.
+fn key_fits(k: &Jwk, alg: &str) -> bool {
+    let crv = k.parameter("crv").and_then(Value::as_str);
+    let shape = match alg {
+        "RS256" | "PS256" => k.key_type() == "RSA",
+        "ES256" => k.key_type() == "EC" && crv == Some("P-256"),
+        "EdDSA" => k.key_type() == "OKP" && matches!(crv, Some("Ed25519" | "Ed448")),
+        _ => false,
+    };
+    shape && k.algorithm().is_none_or(|a| a == alg) && k.key_use().is_none_or(|u| u == "sig")
 }
 
 /// Seconds a fetched JWK Set is kept even when a refresh is asked for (unknown kid).
@@ -386,6 +383,26 @@ mod tests {
         let enc = STANDARD.encode("a+b:p%3A%25%26");
         h.insert(http::header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
         assert_eq!(parse_basic(&h), Ok(Some(("a b".into(), "p:%&".into()))));
+    }
+
+    #[test]
+    fn a_key_fits_an_algorithm_by_type_curve_alg_and_use() {
+        let jwk = |v: serde_json::Value| Jwk::from_bytes(v.to_string().as_bytes()).unwrap();
+        let p256 = jwk(serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}));
+        let p384 = jwk(serde_json::json!({"kty": "EC", "crv": "P-384", "x": "AAAA", "y": "AAAA"}));
+        let ed = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}));
+        let x25519 = jwk(serde_json::json!({"kty": "OKP", "crv": "X25519", "x": "AAAA"}));
+        let rsa = jwk(serde_json::json!({"kty": "RSA", "n": "a", "e": "AQAB"}));
+        let rsa_ps = jwk(serde_json::json!({"kty": "RSA", "n": "a", "e": "AQAB", "alg": "PS256"}));
+        let rsa_enc = jwk(serde_json::json!({"kty": "RSA", "n": "a", "e": "AQAB", "use": "enc"}));
+        let oct = jwk(serde_json::json!({"kty": "oct", "k": "AAAA"}));
+        assert!(key_fits(&p256, "ES256") && !key_fits(&p384, "ES256") && !key_fits(&p256, "RS256"));
+        assert!(key_fits(&ed, "EdDSA") && !key_fits(&x25519, "EdDSA") && !key_fits(&ed, "ES256"));
+        assert!(key_fits(&rsa, "RS256") && key_fits(&rsa, "PS256") && !key_fits(&rsa, "ES256"));
+        assert!(key_fits(&rsa_ps, "PS256") && !key_fits(&rsa_ps, "RS256") && !key_fits(&rsa_enc, "RS256"));
+        for alg in ["HS256", "none", "ES384", "RS256"] {
+            assert!(!key_fits(&oct, alg), "{alg}");
+        }
     }
 
     #[test]

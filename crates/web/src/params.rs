@@ -1,7 +1,7 @@
 //! Strict request parameters. We percent-decode ourselves and refuse what the usual decoders
 //! paper over: non-UTF-8 (they substitute U+FFFD), malformed escapes, repeated keys (RFC 6749
-//! §3.1: parameters MUST NOT be included more than once), oversized input and too many
-//! parameters. Extractors never reject: the handler renders the error on its own channel.
+//! §3.1: parameters MUST NOT be included more than once), NUL characters, oversized input and
+//! too many parameters. Extractors never reject: the handler renders the error on its own channel.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -19,6 +19,9 @@ pub enum ParamError {
     TooMany,
     Malformed,
     NotUtf8,
+    /// A NUL character: legal in no OAuth parameter (RFC 6749 Appendix A), refused by
+    /// PostgreSQL in text.
+    Nul,
     Duplicate(String),
     WrongContentType,
 }
@@ -31,6 +34,7 @@ impl ParamError {
             ParamError::TooMany => format!("more than {MAX_PARAMS} parameters"),
             ParamError::Malformed => "malformed percent-encoding in parameters".into(),
             ParamError::NotUtf8 => "parameters must be UTF-8".into(),
+            ParamError::Nul => "parameters must not contain NUL characters".into(),
             ParamError::Duplicate(k) => format!("parameter {} is repeated", printable(k)),
             ParamError::WrongContentType => "body must be application/x-www-form-urlencoded".into(),
         }
@@ -142,7 +146,11 @@ fn decode(input: &[u8]) -> Result<String, ParamError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| ParamError::NotUtf8)
+    let s = String::from_utf8(out).map_err(|_| ParamError::NotUtf8)?;
+    if s.contains('\0') {
+        return Err(ParamError::Nul);
+    }
+    Ok(s)
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -256,6 +264,14 @@ mod tests {
         assert_eq!(Params::parse(b"a=%4"), Err(ParamError::Malformed));
     }
 
+    /// Issue 7 (hostile input): NUL reached PostgreSQL (which refuses it in text): a 500.
+    #[test]
+    fn refuses_nul_in_keys_and_values() {
+        assert_eq!(Params::parse(b"a=%00"), Err(ParamError::Nul));
+        assert_eq!(Params::parse(b"a=b\0"), Err(ParamError::Nul));
+        assert_eq!(Params::parse(b"a%00=b"), Err(ParamError::Nul));
+    }
+
     #[test]
     fn refuses_oversized_and_too_many() {
         let big = vec![b'a'; MAX_PARAMS_BYTES + 1];
@@ -268,5 +284,109 @@ mod tests {
     fn duplicate_description_is_printable() {
         let d = ParamError::Duplicate("a\"b\\c".into()).describe();
         assert!(!d.contains('"') && !d.contains('\\'));
+    }
+
+    // ---- property tests (issue 7): bounded for CI, `PROPTEST_CASES=100000` runs longer ----
+
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn cases(n: u32) -> ProptestConfig {
+        let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
+        ProptestConfig { cases: n, ..ProptestConfig::default() }
+    }
+
+    /// Keys and values as a client might send them: any Unicode but NUL, often OAuth-like names.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z_]{1,12}", "[^\\x00]{0,6}", Just("client_id".to_owned()), Just("redirect_uri".to_owned())]
+    }
+
+    fn map(max: usize) -> impl Strategy<Value = BTreeMap<String, String>> {
+        prop::collection::btree_map(key(), "[^\\x00]{0,24}", 0..max)
+    }
+
+    /// Every byte as %XX, upper- or lower-case hex, or `+` for a space: another legal spelling.
+    fn percent_all(s: &str, lower: bool) -> String {
+        s.bytes()
+            .map(|b| match (b, lower) {
+                (b' ', _) => "+".to_owned(),
+                (_, true) => format!("%{b:02x}"),
+                (_, false) => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    fn encode(m: &BTreeMap<String, String>) -> String {
+        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(m.iter()).finish()
+    }
+
+    proptest! {
+        #![proptest_config(cases(1024))]
+
+        /// Any bytes at all: an answer, never a panic; what is accepted respects the caps.
+        #[test]
+        fn never_panics_and_accepted_input_respects_the_caps(
+            raw in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..512),
+                "[a-z=&%+0-9A-F]{0,512}".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), MAX_PARAMS_BYTES - 4..MAX_PARAMS_BYTES + 4),
+            ]
+        ) {
+            match Params::parse_keeping_first(&raw) {
+                Ok((p, dups)) => {
+                    prop_assert!(raw.len() <= MAX_PARAMS_BYTES);
+                    prop_assert!(p.iter().count() <= MAX_PARAMS);
+                    prop_assert!(p.iter().all(|(k, v)| !k.contains('\0') && !v.contains('\0')));
+                    prop_assert!(dups.iter().all(|d| p.0.contains_key(d)));
+                    prop_assert_eq!(Params::parse(&raw).is_ok(), dups.is_empty());
+                }
+                Err(e) => prop_assert_eq!(Params::parse(&raw), Err(e)),
+            }
+        }
+
+        /// Valid encodings (the standard serializer, or every byte percent-encoded) decode to
+        /// exactly the parameters encoded.
+        #[test]
+        fn valid_encodings_round_trip(m in map(MAX_PARAMS), lower in any::<bool>()) {
+            let standard = encode(&m);
+            let spelled: Vec<String> =
+                m.iter().map(|(k, v)| format!("{}={}", percent_all(k, lower), percent_all(v, lower))).collect();
+            for raw in [standard, spelled.join("&")] {
+                let parsed = Params::parse(raw.as_bytes());
+                if raw.len() > MAX_PARAMS_BYTES {
+                    prop_assert_eq!(parsed, Err(ParamError::TooLarge));
+                } else {
+                    prop_assert_eq!(parsed.map(|p| p.0), Ok(m.clone()));
+                }
+            }
+        }
+
+        /// A key sent twice, however spelled, is reported; the first value is the one kept.
+        #[test]
+        fn a_repeated_key_is_always_reported(
+            m in map(10),
+            k in key(),
+            first in "[^\\x00]{0,8}",
+            second in "[^\\x00]{0,8}",
+            lower in any::<bool>(),
+        ) {
+            let mut pairs: Vec<String> = vec![format!("{}={}", percent_all(&k, lower), percent_all(&first, lower))];
+            pairs.extend(m.iter().filter(|(mk, _)| **mk != k).map(|(mk, v)| encode(&BTreeMap::from([(mk.clone(), v.clone())]))));
+            pairs.push(encode(&BTreeMap::from([(k.clone(), second)])));
+            let raw = pairs.join("&");
+            prop_assert_eq!(Params::parse(raw.as_bytes()), Err(ParamError::Duplicate(k.clone())));
+            let (p, dups) = Params::parse_keeping_first(raw.as_bytes()).unwrap();
+            prop_assert_eq!(dups, vec![k.clone()]);
+            prop_assert_eq!(p.0.get(&k), Some(&first));
+        }
+
+        /// More than MAX_PARAMS parameters is TooMany; more than MAX_PARAMS_BYTES is TooLarge.
+        #[test]
+        fn caps_are_enforced(extra in 1usize..40, pad in 0usize..64) {
+            let many: Vec<String> = (0..MAX_PARAMS + extra).map(|i| format!("k{i}=v")).collect();
+            prop_assert_eq!(Params::parse(many.join("&").as_bytes()), Err(ParamError::TooMany));
+            let big = format!("a={}", "b".repeat(MAX_PARAMS_BYTES - 1 + pad));
+            prop_assert_eq!(Params::parse(big.as_bytes()), Err(ParamError::TooLarge));
+        }
     }
 }
