@@ -89,7 +89,9 @@ impl Harness {
     fn new() -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (srv, public, public_uris, conf, pkj, pkj_signer, pkj_public_jwk, rp, rp_signer) = rt.block_on(async {
-            let srv = TestServer::start().await;
+            // Parsing is under test here, not the abuse limits (tests/http/limits.rs): thousands of
+            // failed client authentications from one IP would otherwise end in 429.
+            let srv = TestServer::start_with(|s| s.limits.enabled = false).await;
             let public_uris: Vec<String> =
                 ["https://rp.example/cb", "http://127.0.0.1/native", "com.example.app:/cb"].map(String::from).into();
             let public = srv

@@ -1080,7 +1080,8 @@ macro_rules! impl_store {
             }
 
             async fn take_interaction(&self, id_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_INTERACTION).bind(id_hash.as_str()).execute(&self.writer).await?;
+                let r =
+                    sqlx::query($crate::sql::DELETE_INTERACTION).bind(id_hash.as_str()).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1466,8 +1467,11 @@ macro_rules! impl_store {
             }
 
             async fn delete_consent(&self, user_id: &str, client_id: &str) -> $crate::StoreResult<bool> {
-                let r =
-                    sqlx::query($crate::sql::DELETE_CONSENT).bind(user_id).bind(client_id).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::DELETE_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(&self.writer)
+                    .await?;
                 Ok(r.rows_affected() == 1)
             }
         }
@@ -1520,8 +1524,10 @@ macro_rules! impl_store {
             }
 
             async fn take_user_session_clients(&self, user_id: &str) -> $crate::StoreResult<Vec<(String, String)>> {
-                let rows: Vec<(String, String)> =
-                    sqlx::query_as($crate::sql::TAKE_USER_SESSION_CLIENTS).bind(user_id).fetch_all(&self.writer).await?;
+                let rows: Vec<(String, String)> = sqlx::query_as($crate::sql::TAKE_USER_SESSION_CLIENTS)
+                    .bind(user_id)
+                    .fetch_all(&self.writer)
+                    .await?;
                 Ok(rows)
             }
 
@@ -1564,7 +1570,12 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<()> {
                 match next_attempt_at {
                     Some(t) => {
-                        sqlx::query($crate::sql::OUTBOX_RETRY).bind(id).bind(t).bind(error).execute(&self.writer).await?;
+                        sqlx::query($crate::sql::OUTBOX_RETRY)
+                            .bind(id)
+                            .bind(t)
+                            .bind(error)
+                            .execute(&self.writer)
+                            .await?;
                     }
                     None => {
                         sqlx::query($crate::sql::OUTBOX_GIVE_UP).bind(id).bind(error).execute(&self.writer).await?;
