@@ -286,7 +286,7 @@ async fn oidcc_ensure_request_object_with_redirect_uri() {
     let rp = Rp::with(|s| s.request_objects.allow_unsigned = true, ClientOpts::default()).await;
     let mut c = rp.srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap();
     c.request_object_signing_alg = Some("none".into());
-    rp.srv.state().store.update_client(&c).await.unwrap();
+    rp.srv.update_client(&c).await;
     let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": "https://attacker.example/cb"});
     let b64 = |v: &Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
     let request = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&obj));
@@ -388,7 +388,7 @@ async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
     let rp = Rp::with(|s| s.request_objects.allow_unsigned = true, ClientOpts::default()).await;
     let mut c = rp.srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap();
     c.request_object_signing_alg = Some("none".into());
-    rp.srv.state().store.update_client(&c).await.unwrap();
+    rp.srv.update_client(&c).await;
     let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": rp.client.redirect_uri, "state": "from-object"});
     let request = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&obj));
     let (url, ..) = rp.url("openid", &[("request", &request)], true);

@@ -19,7 +19,7 @@ async fn signed_in_rp(dev: bool) -> Rp {
     let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
     let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
     rec.post_logout_redirect_uris = vec![BYE.into()];
-    srv.state().store.update_client(&rec).await.unwrap();
+    srv.update_client(&rec).await;
     let b = srv.browser();
     let (code, _, v) = srv.sign_in(&b, &c, "alice", "openid").await;
     let t: Value = srv.redeem(&c, &code, &v).await.json().await.unwrap();
@@ -198,7 +198,7 @@ async fn oidcc_backchannel_rp_initiated_logout() {
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     let mut rec = rp.srv.state().store.get_client(&rp.c.id).await.unwrap().unwrap();
     rec.backchannel_logout_uri = Some(format!("http://{addr}/bc"));
-    rp.srv.state().store.update_client(&rec).await.unwrap();
+    rp.srv.update_client(&rec).await;
 
     let l = rp.b.navigate(&rp.logout(&[("id_token_hint", &rp.id_token), ("post_logout_redirect_uri", BYE)])).await;
     assert!(matches!(l, Landing::Client(_)));

@@ -227,7 +227,7 @@ async fn jwks_uri_client(srv: &TestServer, uri: &str) -> RegisteredClient {
         .await;
     let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
     rec.jwks_uri = Some(uri.to_string());
-    srv.state().store.update_client(&rec).await.unwrap();
+    srv.update_client(&rec).await;
     c
 }
 

@@ -129,7 +129,7 @@ async fn registered_web_origins_replace_the_redirect_uri_origins_and_cover_revok
         .await;
     let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
     rec.metadata.insert("web_origins".into(), serde_json::json!(["https://console.example"]));
-    srv.state().store.update_client(&rec).await.unwrap();
+    srv.update_client(&rec).await;
     let t: Value = srv.token(&c, &[("grant_type", "client_credentials")]).await.json().await.unwrap();
     let at = t["access_token"].as_str().unwrap();
     for path in ["/introspect", "/revoke"] {

@@ -264,3 +264,14 @@ async fn a_request_whose_body_never_arrives_times_out_with_408() {
                 content-length: 100\r\n\r\ngrant_type=";
     assert_eq!(raw_status(&srv, head.as_bytes()).await, 408);
 }
+
+#[tokio::test]
+async fn a_client_removed_elsewhere_stops_authenticating_within_client_cache_ms() {
+    let srv = TestServer::start_with(|s| s.database.client_cache_ms = 300).await;
+    let c = cc_client(&srv).await;
+    assert_eq!(cc(&srv, &c).await.status(), 200);
+    // As `latchkey client remove` (another process) does: the server's copy is not told.
+    assert!(srv.state().store.delete_client(&c.id).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(cc(&srv, &c).await.status(), 401);
+}

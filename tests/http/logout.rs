@@ -18,7 +18,7 @@ const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 async fn update_client(srv: &TestServer, id: &str, f: impl FnOnce(&mut Client)) {
     let mut c = srv.state().store.get_client(id).await.unwrap().unwrap();
     f(&mut c);
-    assert!(srv.state().store.update_client(&c).await.unwrap());
+    assert!(srv.update_client(&c).await);
 }
 
 /// A client registering `BYE` as its post_logout_redirect_uri.

@@ -9,7 +9,7 @@ async fn pairwise_client(srv: &TestServer, redirect: &str) -> RegisteredClient {
         .await;
     let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
     rec.subject_type = SubjectType::Pairwise;
-    srv.state().store.update_client(&rec).await.unwrap();
+    srv.update_client(&rec).await;
     c
 }
 

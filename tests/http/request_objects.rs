@@ -119,7 +119,7 @@ async fn unsigned_request_objects_only_when_registered_and_allowed() {
     assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request_object"), "not registered for none");
     let mut rec = srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap();
     rec.request_object_signing_alg = Some("none".into());
-    srv.state().store.update_client(&rec).await.unwrap();
+    srv.update_client(&rec).await;
     let b = srv.browser();
     let loc = finish(&srv, &b, &url).await;
     let code = query_param(&loc, "code").expect("accepted once registered and allowed");
@@ -257,7 +257,7 @@ async fn par_errors_and_required_par() {
     let strict = srv.add_client(ClientOpts::default()).await;
     let mut rec = srv.state().store.get_client(&strict.id).await.unwrap().unwrap();
     rec.require_par = true;
-    srv.state().store.update_client(&rec).await.unwrap();
+    srv.update_client(&rec).await;
     let (url, ..) = authorize_url(&srv.base, &strict, "openid", &[]);
     let r = srv.http.get(&url).send().await.unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();

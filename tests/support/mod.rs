@@ -408,6 +408,14 @@ impl TestServer {
         u
     }
 
+    /// Change a client behind the server's back, as the CLI does, and drop the server's cached
+    /// copy (the server sees the CLI's changes within `database.client_cache_ms`).
+    pub async fn update_client(&self, c: &Client) -> bool {
+        let ok = self.state().store.update_client(c).await.unwrap();
+        self.state().clients.forget(&c.client_id);
+        ok
+    }
+
     pub fn browser(&self) -> Browser {
         Browser {
             http: reqwest::Client::builder()

@@ -119,6 +119,10 @@ pub struct Database {
     pub acquire_timeout: u64,
     /// PostgreSQL statement timeout in milliseconds (0: none).
     pub statement_timeout_ms: u64,
+    /// Milliseconds a client registration read for client authentication, introspection or
+    /// UserInfo is reused (0: read every time). Bounds how long a change made elsewhere (CLI,
+    /// another instance) takes to be seen there.
+    pub client_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -392,7 +396,7 @@ impl Default for Cookies {
 
 impl Default for Database {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: 5, statement_timeout_ms: 10_000 }
+        Self { max_connections: 8, acquire_timeout: 5, statement_timeout_ms: 10_000, client_cache_ms: 1000 }
     }
 }
 
@@ -556,6 +560,9 @@ impl Settings {
         }
         if !(4 * 1024..=1024 * 1024).contains(&h.max_header_bytes) {
             return Err(bad("http.max_header_bytes", "must be between 4096 and 1048576"));
+        }
+        if self.database.client_cache_ms > 60_000 {
+            return Err(bad("database.client_cache_ms", "must be at most 60000"));
         }
         if !(1..=3600).contains(&h.request_timeout) {
             return Err(bad("http.request_timeout", "must be between 1 and 3600 seconds"));

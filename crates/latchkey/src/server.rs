@@ -54,6 +54,7 @@ pub async fn build_state(
     let keys = latchkey_signer::bootstrap(store.as_ref(), &settings, &master, clock.now()).await?;
     let jwks_cache = latchkey_web::client_auth::JwksCache::default();
     let pairwise_salt = latchkey_signer::pairwise_salt(store.as_ref(), &master).await?;
+    let client_cache_ms = settings.database.client_cache_ms;
     let passwords = Passwords::new(&settings.argon2).map_err(|e| StartupError::Config(e.to_string()))?;
     Ok(AppState(Arc::new(AppStateInner {
         settings: Arc::new(settings),
@@ -65,6 +66,7 @@ pub async fn build_state(
         jwks_cache,
         pairwise_salt,
         limiter: Default::default(),
+        clients: latchkey_web::clients::ClientCache::new(client_cache_ms),
     })))
 }
 

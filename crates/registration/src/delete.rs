@@ -19,7 +19,9 @@ pub async fn delete_client_configuration(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match state.store.delete_client(&client.client_id).await {
+    let deleted = state.store.delete_client(&client.client_id).await;
+    state.clients.forget(&client.client_id);
+    match deleted {
         Ok(true) => {}
         // Deleted meanwhile: the token no longer names a client (RFC 7592 §2.1).
         Ok(false) => return bearer_refusal(&state, Presented::Token(token), "client deleted meanwhile"),

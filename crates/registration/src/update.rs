@@ -65,7 +65,9 @@ pub async fn put_client_configuration(
     };
     reg.apply(&mut c);
     c.updated_at = state.now();
-    match state.store.update_client(&c).await {
+    let updated = state.store.update_client(&c).await;
+    state.clients.forget(&c.client_id);
+    match updated {
         Ok(true) => {}
         Ok(false) => return bearer_refusal(&state, Presented::Token(token), "client deleted meanwhile"),
         Err(e) => return BackChannel::new(OAuthError::server_error(e)).into_response(),

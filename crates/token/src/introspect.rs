@@ -81,7 +81,7 @@ async fn username_of(state: &AppState, user_id: Option<&str>) -> Result<Option<S
 
 /// The `sub` of a user's token as its client knows it (pairwise clients get their own).
 async fn subject_of(state: &AppState, client_id: &str, user_id: &str) -> Result<String, latchkey_storage::StoreError> {
-    Ok(match state.store.get_client(client_id).await? {
+    Ok(match state.client(client_id).await? {
         Some(c) => latchkey_web::subject::for_client(state, &c, user_id),
         None => user_id.to_owned(),
     })

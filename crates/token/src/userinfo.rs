@@ -95,7 +95,7 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
         .unwrap_or_default();
     let mut claims = select(&user, &scope, &requested, true);
     // The sub the token's client knows (pairwise clients get their own).
-    let client = match state.store.get_client(&view.client_id).await {
+    let client = match state.client(&view.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return invalid(),
         Err(e) => return latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),

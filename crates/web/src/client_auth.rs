@@ -62,7 +62,7 @@ pub async fn authenticate(
     peer: Option<std::net::SocketAddr>,
     params: &Params,
     endpoint_path: &str,
-) -> Result<Client, BackChannel> {
+) -> Result<Arc<Client>, BackChannel> {
     let limits = &state.settings.limits;
     let now = state.now();
     let ip = crate::client_ip::client_ip(headers, peer, &state.settings).map(|ip| limits::ip_subject(&ip));
@@ -101,7 +101,7 @@ async fn identify(
     headers: &HeaderMap,
     params: &Params,
     endpoint_path: &str,
-) -> Result<Client, BackChannel> {
+) -> Result<Arc<Client>, BackChannel> {
     let basic_attempted = headers.contains_key(http::header::AUTHORIZATION);
     let basic = parse_basic(headers).map_err(|_| fail(basic_attempted, "malformed Authorization header"))?;
     let post_id = params.get("client_id");
@@ -154,10 +154,9 @@ async fn identify(
     Ok(client)
 }
 
-async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Client, BackChannel> {
+async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Arc<Client>, BackChannel> {
     state
-        .store
-        .get_client(client_id)
+        .client(client_id)
         .await
         .map_err(|e| BackChannel::new(OAuthError::server_error(e)))?
         .ok_or_else(|| fail(basic, "unknown client"))
@@ -178,7 +177,7 @@ async fn authenticate_assertion(
     assertion: &str,
     post_id: Option<&str>,
     endpoint_path: &str,
-) -> Result<Client, BackChannel> {
+) -> Result<Arc<Client>, BackChannel> {
     // Structure, encoding, duplicate names, nesting, crit: see latchkey_signer::jws.
     let jwt = jws::parse(assertion, MAX_ASSERTION_BYTES).map_err(|e| fail(false, format!("assertion: {e}")))?;
     if !jwt.typ_absent_or(ASSERTION_TYPES) {

@@ -7,6 +7,7 @@ pub mod backchannel;
 pub mod capabilities;
 pub mod client_auth;
 pub mod client_ip;
+pub mod clients;
 pub mod cookies;
 pub mod cors;
 pub mod errors;

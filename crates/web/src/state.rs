@@ -22,6 +22,8 @@ pub struct AppStateInner {
     pub pairwise_salt: zeroize::Zeroizing<Vec<u8>>,
     /// Abuse-limit counters.
     pub limiter: crate::limits::Limiter,
+    /// Client registrations, briefly cached for the back-channel hot paths.
+    pub clients: crate::clients::ClientCache,
 }
 
 /// Cheap to clone; a local newtype so extractors can be implemented for it.
@@ -38,5 +40,13 @@ impl Deref for AppState {
 impl AppStateInner {
     pub fn now(&self) -> UnixTime {
         self.clock.now()
+    }
+
+    /// A client registration through the short-lived cache (see [`crate::clients`]).
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> latchkey_storage::StoreResult<Option<Arc<latchkey_core::model::Client>>> {
+        self.clients.get(self.store.as_ref(), client_id).await
     }
 }

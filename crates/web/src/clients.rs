@@ -1,0 +1,52 @@
+//! A short-lived in-memory copy of client registrations for the back-channel hot paths (client
+//! authentication, introspection, UserInfo): one database read per client per
+//! `database.client_cache_ms` instead of one per request. Changes made through this instance
+//! (dynamic registration management) are seen at once; changes made elsewhere (the CLI, another
+//! instance) within `client_cache_ms`. Unknown clients are not cached.
+
+use latchkey_core::model::Client;
+use latchkey_storage::{Store, StoreResult};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Entries kept at most; a full cache starts over (a flood of distinct ids costs reads only).
+const MAX_ENTRIES: usize = 10_000;
+
+pub struct ClientCache {
+    ttl: Duration,
+    map: RwLock<HashMap<String, (Instant, Arc<Client>)>>,
+}
+
+impl ClientCache {
+    pub fn new(ttl_ms: u64) -> Self {
+        Self { ttl: Duration::from_millis(ttl_ms), map: RwLock::new(HashMap::new()) }
+    }
+
+    /// The client, from the cache while fresh, else from the store.
+    pub async fn get(&self, store: &dyn Store, client_id: &str) -> StoreResult<Option<Arc<Client>>> {
+        if self.ttl.is_zero() {
+            return Ok(store.get_client(client_id).await?.map(Arc::new));
+        }
+        if let Some((at, c)) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(client_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(c.clone()));
+        }
+        let Some(c) = store.get_client(client_id).await?.map(Arc::new) else {
+            self.forget(client_id);
+            return Ok(None);
+        };
+        let mut m = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(client_id.to_owned(), (Instant::now(), c.clone()));
+        Ok(Some(c))
+    }
+
+    /// Drop a client changed or deleted through this instance.
+    pub fn forget(&self, client_id: &str) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(client_id);
+    }
+}
