@@ -4,7 +4,9 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use latchkey_core::claims::MembershipClaims;
 use latchkey_core::model::Client;
+use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, SecretToken};
 use latchkey_web::errors::no_store_json;
 use latchkey_web::params::FormParams;
@@ -86,6 +88,23 @@ async fn subject_of(state: &AppState, client_id: &str, user_id: &str) -> Result<
     })
 }
 
+/// `groups` and `roles` when the token's scope holds them: as they are at introspection time
+/// (a JWT carries those of its issuance), for the client the token was issued to.
+async fn insert_memberships(
+    state: &AppState,
+    body: &mut Map<String, Value>,
+    user_id: &str,
+    client_id: &str,
+    scope: &str,
+) -> Result<(), latchkey_storage::StoreError> {
+    let wanted = MembershipClaims::for_scope(&Scope::parse(scope).unwrap_or_default());
+    if wanted.any() {
+        let m = state.store.memberships(user_id, client_id, wanted).await?;
+        wanted.insert(body, &m);
+    }
+    Ok(())
+}
+
 async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
     let Some(v) = access::validate(state, token).await? else { return Ok(None) };
     let mut body = Map::new();
@@ -107,6 +126,7 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
             if let Some(name) = username_of(state, Some(u)).await? {
                 body.insert("username".into(), json!(name));
             }
+            insert_memberships(state, &mut body, u, &v.client_id, &v.scope).await?;
         }
         None => {
             body.insert("sub".into(), json!(v.client_id));
@@ -138,6 +158,7 @@ async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, lat
         if let Some(name) = username_of(state, Some(u)).await? {
             body.insert("username".into(), json!(name));
         }
+        insert_memberships(state, &mut body, u, &v.grant.client_id, &v.scope).await?;
     }
     Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body }))
 }
