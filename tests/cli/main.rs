@@ -13,4 +13,5 @@ mod support;
 
 mod admin;
 mod maintenance;
+mod roles;
 mod startup;

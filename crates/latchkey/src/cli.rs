@@ -302,7 +302,8 @@ struct RoleArgs {
     #[arg(long)]
     group: Option<String>,
     /// Only in tokens for this client (default: for every client).
-    #[arg(long, value_name = "CLIENT_ID")]
+    // Client ids are base64url and may start with '-'.
+    #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
     client: Option<String>,
 }
 
@@ -1008,7 +1009,12 @@ async fn find_user(store: &dyn Store, key: &str) -> Result<User, Fail> {
     if let Some(u) = store.get_user_by_username(key).await? {
         return Ok(u);
     }
-    store.get_user(key).await?.ok_or_else(|| runtime(format!("no user `{key}`")))
+    store.get_user(key).await?.ok_or_else(|| runtime(format!("no user `{}`", one_line(key))))
+}
+
+/// A name as typed, for an error message: control characters escaped, so it stays one line.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn hasher(settings: &Settings) -> Result<latchkey_web::Passwords, Fail> {
@@ -1199,6 +1205,7 @@ fn with_groups(mut v: Value, groups: &[String]) -> Value {
 }
 
 async fn find_group(store: &dyn Store, name: &str) -> Result<Group, Fail> {
+    validate_name("group", name).map_err(usage)?;
     store.get_group_by_name(name).await?.ok_or_else(|| runtime(format!("no group `{name}`")))
 }
 
@@ -1238,6 +1245,7 @@ async fn group(cmd: GroupCmd, settings: &Settings) -> Result<(), Fail> {
             Ok(())
         }
         GroupCmd::Remove { name } => {
+            validate_name("group", &name).map_err(usage)?;
             let store = open_store(settings).await?;
             if !store.delete_group(&name).await? {
                 return Err(runtime(format!("no group `{name}`")));
@@ -1265,7 +1273,7 @@ async fn role_grant(store: &dyn Store, a: &RoleArgs) -> Result<(RoleGrant, Value
         _ => return Err(usage("give --user or --group")),
     };
     if let Some(c) = &a.client {
-        store.get_client(c).await?.ok_or_else(|| runtime(format!("no client `{c}`")))?;
+        store.get_client(c).await?.ok_or_else(|| runtime(format!("no client `{}`", one_line(c))))?;
         detail["client_id"] = json!(c);
     }
     let scope = match &a.client {
