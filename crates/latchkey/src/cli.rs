@@ -1080,11 +1080,13 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
             if store.create_user(&u).await? == Created::AlreadyExists {
                 return Err(usage(format!("username `{}` is taken", u.username)));
             }
-            let mut detail = json!({"user": u.id});
+            let mut detail = serde_json::Map::new();
+            detail.insert("user".into(), json!(u.id));
             if !groups.is_empty() {
                 store.set_user_groups(&u.id, &groups).await?.map_err(|g| runtime(format!("no group `{g}`")))?;
-                detail["groups"] = json!(groups);
+                detail.insert("groups".into(), json!(groups));
             }
+            let detail = Value::Object(detail);
             audit(store.as_ref(), "user.created", None, detail).await;
             if a.json {
                 print_json(&with_groups(user_json(&u), &groups))?;
@@ -1274,7 +1276,9 @@ async fn role_grant(store: &dyn Store, a: &RoleArgs) -> Result<(RoleGrant, Value
     };
     if let Some(c) = &a.client {
         store.get_client(c).await?.ok_or_else(|| runtime(format!("no client `{}`", one_line(c))))?;
-        detail["client_id"] = json!(c);
+        if let Some(o) = detail.as_object_mut() {
+            o.insert("client_id".into(), json!(c));
+        }
     }
     let scope = match &a.client {
         Some(c) => format!("for client {c}"),

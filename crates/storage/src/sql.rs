@@ -255,18 +255,25 @@ pub(crate) fn holder_ids(h: &latchkey_core::model::RoleHolder) -> (Option<&str>,
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct RoleGrantRow {
+    role: String,
+    username: Option<String>,
+    group_name: Option<String>,
+    client_id: Option<String>,
+    created_at: i64,
+}
+
 /// Rows of the role-grant listings, sorted by role, then holder, then client.
-pub(crate) fn role_grant_views(
-    rows: Vec<(String, Option<String>, Option<String>, Option<String>, i64)>,
-) -> Vec<crate::RoleGrantView> {
+pub(crate) fn role_grant_views(rows: Vec<RoleGrantRow>) -> Vec<crate::RoleGrantView> {
     let mut v: Vec<crate::RoleGrantView> = rows
         .into_iter()
-        .map(|(role, username, group, client_id, created_at)| crate::RoleGrantView {
-            role,
-            username,
-            group,
-            client_id,
-            created_at,
+        .map(|r| crate::RoleGrantView {
+            role: r.role,
+            username: r.username,
+            group: r.group_name,
+            client_id: r.client_id,
+            created_at: r.created_at,
         })
         .collect();
     v.sort_by(|a, b| {
@@ -997,7 +1004,7 @@ macro_rules! impl_store {
                 &self,
                 filter: $crate::RoleFilter<'_>,
             ) -> $crate::StoreResult<Vec<$crate::RoleGrantView>> {
-                let rows: Vec<(String, Option<String>, Option<String>, Option<String>, i64)> = match filter {
+                let rows: Vec<$crate::sql::RoleGrantRow> = match filter {
                     $crate::RoleFilter::All => {
                         sqlx::query_as($crate::sql::LIST_ROLE_GRANTS).fetch_all(&self.pool).await?
                     }
