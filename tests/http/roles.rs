@@ -172,6 +172,8 @@ async fn a_per_client_role_reaches_only_that_client_and_a_global_role_every_clie
     let rs = srv.add_client(ClientOpts { introspection: true, ..Default::default() }).await;
     grant(&srv, to_user(&alice, "rs-only", Some(&rs))).await;
     assert_eq!(list(introspect(&srv, &rs, tb["access_token"].as_str().unwrap()).await.get("roles")), want_b);
+    // A client that may not see the token learns nothing, roles included.
+    assert_eq!(introspect(&srv, &a, tb["access_token"].as_str().unwrap()).await, json!({"active": false}));
 }
 
 #[tokio::test]

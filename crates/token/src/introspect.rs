@@ -53,7 +53,10 @@ async fn respond(state: &AppState, client: &latchkey_core::model::Client, params
         }
     };
     match found {
-        Ok(Some(info)) if may_see(client, &info) => no_store_json(StatusCode::OK, Value::Object(info.body)),
+        Ok(Some(mut info)) if may_see(client, &info) => match insert_memberships(state, &mut info).await {
+            Ok(()) => no_store_json(StatusCode::OK, Value::Object(info.body)),
+            Err(e) => BackChannel::new(OAuthError::server_error(e)).into_response(),
+        },
         Ok(_) => no_store_json(StatusCode::OK, json!({"active": false})),
         Err(e) => BackChannel::new(OAuthError::server_error(e)).into_response(),
     }
@@ -63,6 +66,8 @@ struct Info {
     client_id: String,
     audience: Option<String>,
     body: Map<String, Value>,
+    /// The token's user and scope, when it has a user.
+    user: Option<(String, String)>,
 }
 
 /// A client sees tokens issued to it or meant for it; resource servers registered with
@@ -89,18 +94,14 @@ async fn subject_of(state: &AppState, client_id: &str, user_id: &str) -> Result<
 }
 
 /// `groups` and `roles` when the token's scope holds them: as they are at introspection time
-/// (a JWT carries those of its issuance), for the client the token was issued to.
-async fn insert_memberships(
-    state: &AppState,
-    body: &mut Map<String, Value>,
-    user_id: &str,
-    client_id: &str,
-    scope: &str,
-) -> Result<(), latchkey_storage::StoreError> {
+/// (a JWT carries those of its issuance), for the client the token was issued to. Only for a
+/// caller that may see the token: no query otherwise.
+async fn insert_memberships(state: &AppState, info: &mut Info) -> Result<(), latchkey_storage::StoreError> {
+    let Some((user_id, scope)) = &info.user else { return Ok(()) };
     let wanted = MembershipClaims::for_scope(&Scope::parse(scope).unwrap_or_default());
     if wanted.any() {
-        let m = state.store.memberships(user_id, client_id, wanted).await?;
-        wanted.insert(body, &m);
+        let m = state.store.memberships(user_id, &info.client_id, wanted).await?;
+        wanted.insert(&mut info.body, &m);
     }
     Ok(())
 }
@@ -126,7 +127,6 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
             if let Some(name) = username_of(state, Some(u)).await? {
                 body.insert("username".into(), json!(name));
             }
-            insert_memberships(state, &mut body, u, &v.client_id, &v.scope).await?;
         }
         None => {
             body.insert("sub".into(), json!(v.client_id));
@@ -135,7 +135,8 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
     if let Some(j) = &v.jti {
         body.insert("jti".into(), json!(j));
     }
-    Ok(Some(Info { client_id: v.client_id, audience: v.audience, body }))
+    let user = v.user_id().map(|u| (u.to_owned(), v.scope.clone()));
+    Ok(Some(Info { client_id: v.client_id, audience: v.audience, body, user }))
 }
 
 async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
@@ -158,7 +159,7 @@ async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, lat
         if let Some(name) = username_of(state, Some(u)).await? {
             body.insert("username".into(), json!(name));
         }
-        insert_memberships(state, &mut body, u, &v.grant.client_id, &v.scope).await?;
     }
-    Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body }))
+    let user = v.grant.user_id.clone().map(|u| (u, v.scope.clone()));
+    Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body, user }))
 }
