@@ -40,7 +40,7 @@ async fn demo_ids(srv: &TestServer) -> (String, String) {
 }
 
 /// Fill and submit the login form (which must be the current page).
-async fn submit_login(b: &Browser, username: &str, password: &str) {
+pub(crate) async fn submit_login(b: &Browser, username: &str, password: &str) {
     b.wait_id("sign-in").await;
     assert_eq!(b.url().await.path(), "/login", "expected the login page");
     b.type_into("username", username).await;
@@ -49,7 +49,7 @@ async fn submit_login(b: &Browser, username: &str, password: &str) {
 }
 
 /// Approve on the consent page (which the previous step must lead to).
-async fn approve(b: &Browser) {
+pub(crate) async fn approve(b: &Browser) {
     b.wait_id("approve").await;
     assert_eq!(b.url().await.path(), "/consent", "expected the consent page");
     b.click("approve").await;

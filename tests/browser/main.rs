@@ -17,3 +17,4 @@ mod support;
 
 mod driver;
 mod flows;
+mod spa;

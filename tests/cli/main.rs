@@ -14,4 +14,5 @@ mod support;
 mod admin;
 mod crash;
 mod maintenance;
+mod roles;
 mod startup;

@@ -27,6 +27,7 @@ mod operations;
 mod pairwise;
 mod registration;
 mod request_objects;
+mod roles;
 mod signin;
 mod token;
 mod userinfo;

@@ -14,6 +14,7 @@ mod support;
 
 mod audit;
 mod clients;
+mod directory;
 mod health;
 mod keys;
 mod migrations;

@@ -327,7 +327,7 @@ impl Default for ClientOpts {
             redirect_uris: vec!["https://rp.example/cb".into()],
             skip_consent: false,
             require_pkce: false,
-            scopes: ["openid", "profile", "email", "address", "phone", "offline_access"]
+            scopes: ["openid", "profile", "email", "address", "phone", "groups", "roles", "offline_access"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),

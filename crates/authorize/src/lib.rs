@@ -30,7 +30,7 @@ pub fn capabilities(settings: &Settings) -> Capabilities {
         .add("response_modes_supported", ["query", "form_post"])
         .add("grant_types_supported", ["authorization_code"])
         .add("code_challenge_methods_supported", ["S256"])
-        .add("scopes_supported", ["openid", "profile", "email", "address", "phone"])
+        .add("scopes_supported", ["openid", "profile", "email", "address", "phone", "groups", "roles"])
         .add("claims_supported", latchkey_core::claims::supported_claims())
         .add("prompt_values_supported", ["none", "login", "consent", "select_account"])
         .add("display_values_supported", ["page"])

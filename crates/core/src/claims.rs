@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::model::User;
+use crate::model::{Memberships, User};
 use crate::scope::Scope;
 
 /// The `claims` request parameter, parsed: for each target, the requested claim names with
@@ -100,6 +100,8 @@ pub fn claims_for_scope(scope: &str) -> &'static [&'static str] {
         "email" => &["email", "email_verified"],
         "address" => &["address"],
         "phone" => &["phone_number", "phone_number_verified"],
+        "groups" => &["groups"],
+        "roles" => &["roles"],
         _ => &[],
     }
 }
@@ -107,10 +109,55 @@ pub fn claims_for_scope(scope: &str) -> &'static [&'static str] {
 /// Every claim Latchkey can release (discovery's `claims_supported`).
 pub fn supported_claims() -> Vec<&'static str> {
     let mut v = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash"];
-    for s in ["profile", "email", "address", "phone"] {
+    for s in ["profile", "email", "address", "phone", "groups", "roles"] {
         v.extend_from_slice(claims_for_scope(s));
     }
     v
+}
+
+/// Claims resolved from group memberships and role grants at issuance, never from the user
+/// record: `groups` and `roles` (the names RFC 9068 §2.2.3.1 takes from SCIM).
+pub const MEMBERSHIP_CLAIMS: &[&str] = &["groups", "roles"];
+
+/// Which membership claims a token or response carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MembershipClaims {
+    pub groups: bool,
+    pub roles: bool,
+}
+
+impl MembershipClaims {
+    /// Those the granted scope asks for (`groups`, `roles`).
+    pub fn for_scope(scope: &Scope) -> Self {
+        Self { groups: scope.contains("groups"), roles: scope.contains("roles") }
+    }
+
+    /// Also those the `claims` parameter names for this target (OIDC Core §5.5), but only when
+    /// the client may request the matching scope: the parameter never reaches further than
+    /// the scopes a client is registered for.
+    pub fn with_requested(self, requested: &Map<String, Value>, client_scopes: &[String]) -> Self {
+        let may = |name: &str| requested.contains_key(name) && client_scopes.iter().any(|s| s == name);
+        Self { groups: self.groups || may("groups"), roles: self.roles || may("roles") }
+    }
+
+    pub fn union(self, other: Self) -> Self {
+        Self { groups: self.groups || other.groups, roles: self.roles || other.roles }
+    }
+
+    pub fn any(self) -> bool {
+        self.groups || self.roles
+    }
+
+    /// Put the wanted lists into `claims` (an empty list when the user has none: present
+    /// whenever asked for, so `roles.includes(…)` needs no null check).
+    pub fn insert(self, claims: &mut Map<String, Value>, m: &Memberships) {
+        if self.groups {
+            claims.insert("groups".into(), Value::from(m.groups.clone()));
+        }
+        if self.roles {
+            claims.insert("roles".into(), Value::from(m.roles.clone()));
+        }
+    }
 }
 
 /// A user's value for a claim, if they have one.
@@ -139,7 +186,7 @@ pub fn select(
     let mut out = Map::new();
     if include_scope_claims {
         for s in scope.iter() {
-            for name in claims_for_scope(s) {
+            for name in claims_for_scope(s).iter().filter(|n| !MEMBERSHIP_CLAIMS.contains(n)) {
                 if let Some(v) = user_claim(user, name) {
                     out.insert((*name).to_owned(), v);
                 }
@@ -147,7 +194,8 @@ pub fn select(
         }
     }
     for name in requested.keys() {
-        if !supported_claims().contains(&name.as_str()) || is_protocol_claim(name) {
+        let resolved_elsewhere = MEMBERSHIP_CLAIMS.contains(&name.as_str());
+        if !supported_claims().contains(&name.as_str()) || is_protocol_claim(name) || resolved_elsewhere {
             continue;
         }
         // OIDC Core §5.5.1: `value`/`values` express a preference; the user's real value is
@@ -228,5 +276,32 @@ mod tests {
         assert_eq!(out.get("given_name"), Some(&json!("Ada")));
         assert_eq!(out.get("address"), Some(&json!({"country": "UK"})));
         assert!(out.get("sub").is_none());
+    }
+
+    #[test]
+    fn membership_claims_never_come_from_the_user_record() {
+        let mut u = user();
+        u.claims.insert("roles".into(), json!(["forged"]));
+        let req = json!({"roles": null, "groups": null});
+        let out = select(&u, &Scope::parse("openid groups roles").unwrap(), req.as_object().unwrap(), true);
+        assert!(out.get("roles").is_none() && out.get("groups").is_none(), "{out:?}");
+    }
+
+    #[test]
+    fn membership_claims_follow_scope_and_claims_parameter_within_the_client_scopes() {
+        let none = MembershipClaims::for_scope(&Scope::parse("openid profile").unwrap());
+        assert!(!none.any());
+        let roles = MembershipClaims::for_scope(&Scope::parse("openid roles").unwrap());
+        assert_eq!(roles, MembershipClaims { groups: false, roles: true });
+        let req = json!({"groups": null, "roles": {"essential": true}});
+        let allowed: Vec<String> = vec!["openid".into(), "groups".into()];
+        let asked = none.with_requested(req.as_object().unwrap(), &allowed);
+        assert_eq!(asked, MembershipClaims { groups: true, roles: false }, "roles is not among the client's scopes");
+        assert_eq!(roles.union(asked), MembershipClaims { groups: true, roles: true });
+        let mut claims = Map::new();
+        let m = Memberships { groups: vec!["eng".into()], roles: vec![] };
+        MembershipClaims { groups: true, roles: true }.insert(&mut claims, &m);
+        assert_eq!(Value::Object(claims), json!({"groups": ["eng"], "roles": []}));
+        assert!(supported_claims().contains(&"groups") && supported_claims().contains(&"roles"));
     }
 }

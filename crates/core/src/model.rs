@@ -377,6 +377,60 @@ pub fn validate_user_claims(claims: &serde_json::Map<String, serde_json::Value>)
     Ok(())
 }
 
+/// A group users belong to. Its name is what the `groups` claim carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub created_at: UnixTime,
+}
+
+/// Who holds a role: one user, or every member of one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleHolder {
+    /// A user id.
+    User(String),
+    /// A group id.
+    Group(String),
+}
+
+/// A role granted to a user or a group, for every client (`client_id` None) or for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub role: String,
+    pub holder: RoleHolder,
+    pub client_id: Option<String>,
+}
+
+/// A user's group names and effective roles for one client, as resolved at issuance: each list
+/// sorted (by bytes) and without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memberships {
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// Longest group or role name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// A group or role name: 1 to 128 characters, none of them a control character, and no
+/// whitespace at either end (it would be invisible in a claim or a listing).
+pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} name must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("{what} name must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{what} name must be printable (no control characters)"));
+    }
+    if name.trim() != name {
+        return Err(format!("{what} name must not start or end with whitespace"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +460,18 @@ mod tests {
         assert!(validate_user_claims(unknown.as_object().unwrap()).is_err());
         let reserved = json!({"sub": "x"});
         assert!(validate_user_claims(reserved.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn group_and_role_names_are_printable_bounded_and_trimmed() {
+        for ok in ["admin", "Engineering Team", "billing:read", "équipe", &"x".repeat(MAX_NAME_CHARS)] {
+            assert!(validate_name("group", ok).is_ok(), "{ok:?}");
+        }
+        for bad in
+            ["", " admin", "admin ", "ad\nmin", "tab\there", "nul\u{0}", "\u{85}next", &"x".repeat(MAX_NAME_CHARS + 1)]
+        {
+            assert!(validate_name("role", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(validate_name("role", "").unwrap_err(), "role name must not be empty");
     }
 }

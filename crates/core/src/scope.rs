@@ -3,6 +3,12 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// Scopes about a user: OpenID Connect's (Core §5.4, §11) and Latchkey's `groups` and `roles`.
+/// A client acting for itself (client credentials) cannot have them; a dynamically registered
+/// client can have only these.
+pub const USER_SCOPES: &[&str] =
+    &["openid", "profile", "email", "address", "phone", "groups", "roles", "offline_access"];
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scope(BTreeSet<String>);
 

@@ -3,16 +3,17 @@
 //! Exit codes: 0 success, 1 runtime failure (database, keys, I/O), 2 bad arguments.
 //! Failures print one line on stderr. `--json` output is exactly one JSON value on stdout.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use latchkey_core::UnixTime;
 use latchkey_core::model::{
-    AccessTokenFormat, Client, ClientAuthMethod, GrantType, SigningAlg, User, validate_user_claims,
+    AccessTokenFormat, Client, ClientAuthMethod, GrantType, Group, RoleGrant, RoleHolder, SigningAlg, User,
+    validate_name, validate_user_claims,
 };
 use latchkey_core::redirect::validate_for_registration;
 use latchkey_core::scope::Scope;
 use latchkey_core::{Clock, SecretToken, Settings, SystemClock};
 use latchkey_signer::MasterKey;
-use latchkey_storage::{Created, Store};
+use latchkey_storage::{Created, RoleFilter, Store};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -47,6 +48,12 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Manage groups (tokens carry a user's groups as the `groups` claim).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Grant and revoke roles (tokens carry them as the `roles` claim).
+    #[command(subcommand)]
+    Role(RoleCmd),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -112,7 +119,7 @@ struct ClientAdd {
     #[arg(long = "grant-type", value_parser = parse_grant_type)]
     grant_types: Vec<GrantType>,
     /// Space-separated scopes the client may request.
-    #[arg(long, default_value = "openid profile email address phone offline_access")]
+    #[arg(long, default_value = "openid profile email address phone groups roles offline_access")]
     scope: String,
     /// First-party client: no consent screen.
     #[arg(long)]
@@ -196,6 +203,8 @@ struct ClientUpdate {
 enum UserCmd {
     /// Create a user; the password is read from standard input.
     Add(UserAdd),
+    /// Change a user; options not given stay as they are.
+    Update(UserUpdate),
     List {
         #[arg(long)]
         json: bool,
@@ -242,8 +251,77 @@ struct UserAdd {
     /// A JSON object of OpenID standard claims.
     #[arg(long, value_name = "FILE")]
     claims_json: Option<PathBuf>,
+    /// A group the user belongs to (repeatable; the group must exist).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("change").required(true).args(["groups", "no_groups"])))]
+struct UserUpdate {
+    /// Username or id.
+    user: String,
+    /// Set the user's groups to exactly these (repeatable; each must exist).
+    #[arg(long = "group", value_name = "GROUP", conflicts_with = "no_groups")]
+    groups: Vec<String>,
+    /// Take the user out of every group.
+    #[arg(long)]
+    no_groups: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Create a group.
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List groups with their member counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a group with its memberships and the roles granted to it.
+    Remove { name: String },
+}
+
+/// A role and who holds it: one user or one group, for every client or one.
+#[derive(Args)]
+#[command(group(ArgGroup::new("holder").required(true).args(["user", "group"])))]
+struct RoleArgs {
+    role: String,
+    /// A user (username or id).
+    #[arg(long)]
+    user: Option<String>,
+    /// A group: every member holds the role.
+    #[arg(long)]
+    group: Option<String>,
+    /// Only in tokens for this client (default: for every client).
+    // Client ids are base64url and may start with '-'.
+    #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
+    client: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Grant a role to a user or a group (granting it again changes nothing).
+    Grant(RoleArgs),
+    /// Revoke a role grant made with the same arguments.
+    Revoke(RoleArgs),
+    /// List role grants: all, those that reach a user (their own and their groups'), or a group's.
+    List {
+        #[arg(long, conflicts_with = "group")]
+        user: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -357,8 +435,13 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let text = e.to_string();
-            let line = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("latchkey: {line}");
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            // "the following required arguments were not provided:" names them on the next line.
+            match lines.next().filter(|_| first.ends_with(':')) {
+                Some(next) => eprintln!("latchkey: {first} {next}"),
+                None => eprintln!("latchkey: {first}"),
+            }
             return ExitCode::from(2);
         }
     };
@@ -421,6 +504,8 @@ async fn run(cmd: Command, settings: Settings) -> Result<(), Fail> {
         }
         Command::Client(c) => client(c, &settings).await,
         Command::User(u) => user(u, &settings).await,
+        Command::Group(g) => group(g, &settings).await,
+        Command::Role(r) => role(r, &settings).await,
         Command::Keys(k) => keys(k, &settings).await,
         Command::Registration(r) => registration(r, &settings).await,
         Command::Backup { file } => backup(&settings, &file).await,
@@ -924,7 +1009,12 @@ async fn find_user(store: &dyn Store, key: &str) -> Result<User, Fail> {
     if let Some(u) = store.get_user_by_username(key).await? {
         return Ok(u);
     }
-    store.get_user(key).await?.ok_or_else(|| runtime(format!("no user `{key}`")))
+    store.get_user(key).await?.ok_or_else(|| runtime(format!("no user `{}`", one_line(key))))
+}
+
+/// A name as typed, for an error message: control characters escaped, so it stays one line.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn hasher(settings: &Settings) -> Result<latchkey_web::Passwords, Fail> {
@@ -968,6 +1058,7 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
                 claims.insert(k.to_owned(), claim_value(k, v));
             }
             validate_user_claims(&claims).map_err(usage)?;
+            let groups = group_names(&a.groups)?;
             let pw = read_password()?;
             let hash = hasher(settings)?.hash_blocking(&pw).map_err(runtime)?;
             let u = User {
@@ -982,14 +1073,41 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
                 updated_at: now,
             };
             let store = open_store(settings).await?;
+            // Every group must exist before the user is created.
+            for g in &groups {
+                find_group(store.as_ref(), g).await?;
+            }
             if store.create_user(&u).await? == Created::AlreadyExists {
                 return Err(usage(format!("username `{}` is taken", u.username)));
             }
-            audit(store.as_ref(), "user.created", None, json!({"user": u.id})).await;
+            let mut detail = serde_json::Map::new();
+            detail.insert("user".into(), json!(u.id));
+            if !groups.is_empty() {
+                store.set_user_groups(&u.id, &groups).await?.map_err(|g| runtime(format!("no group `{g}`")))?;
+                detail.insert("groups".into(), json!(groups));
+            }
+            let detail = Value::Object(detail);
+            audit(store.as_ref(), "user.created", None, detail).await;
             if a.json {
-                print_json(&user_json(&u))?;
+                print_json(&with_groups(user_json(&u), &groups))?;
             } else {
                 println!("created user {} (sub {})", u.username, u.id);
+            }
+            Ok(())
+        }
+        UserCmd::Update(a) => {
+            let groups = group_names(&a.groups)?;
+            let store = open_store(settings).await?;
+            let u = find_user(store.as_ref(), &a.user).await?;
+            // `--group` (required unless --no-groups) replaces the memberships; --no-groups clears them.
+            store.set_user_groups(&u.id, &groups).await?.map_err(|g| runtime(format!("no group `{g}`")))?;
+            audit(store.as_ref(), "user.groups_set", None, json!({"user": u.id, "groups": groups})).await;
+            if a.json {
+                print_json(&with_groups(user_json(&u), &groups))?;
+            } else if groups.is_empty() {
+                println!("{} belongs to no group", u.username);
+            } else {
+                println!("groups of {}: {}", u.username, groups.join(", "));
             }
             Ok(())
         }
@@ -1008,10 +1126,11 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
         UserCmd::Show { user, json } => {
             let store = open_store(settings).await?;
             let u = find_user(store.as_ref(), &user).await?;
+            let v = with_groups(user_json(&u), &store.list_user_groups(&u.id).await?);
             if json {
-                print_json(&user_json(&u))?
+                print_json(&v)?
             } else {
-                print_pretty(&user_json(&u))
+                print_pretty(&v)
             }
             Ok(())
         }
@@ -1065,6 +1184,173 @@ async fn user(cmd: UserCmd, settings: &Settings) -> Result<(), Fail> {
             store.delete_user(&u.id).await?;
             audit(store.as_ref(), "user.removed", None, json!({"user": u.id})).await;
             println!("removed user {}", u.username);
+            Ok(())
+        }
+    }
+}
+
+/// `--group` values: valid names, each once, sorted.
+fn group_names(names: &[String]) -> Result<Vec<String>, Fail> {
+    for n in names {
+        validate_name("group", n).map_err(|e| usage(format!("--group: {e}")))?;
+    }
+    let mut v = dedup(names.to_vec());
+    v.sort();
+    Ok(v)
+}
+
+fn with_groups(mut v: Value, groups: &[String]) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("groups".into(), json!(groups));
+    }
+    v
+}
+
+async fn find_group(store: &dyn Store, name: &str) -> Result<Group, Fail> {
+    validate_name("group", name).map_err(usage)?;
+    store.get_group_by_name(name).await?.ok_or_else(|| runtime(format!("no group `{name}`")))
+}
+
+async fn group(cmd: GroupCmd, settings: &Settings) -> Result<(), Fail> {
+    match cmd {
+        GroupCmd::Add { name, json } => {
+            validate_name("group", &name).map_err(usage)?;
+            let g = Group { id: uuid::Uuid::new_v4().to_string(), name, created_at: SystemClock.now() };
+            let store = open_store(settings).await?;
+            if store.create_group(&g).await? == Created::AlreadyExists {
+                return Err(usage(format!("group `{}` exists", g.name)));
+            }
+            audit(store.as_ref(), "group.created", None, json!({"group": g.name})).await;
+            if json {
+                print_json(&json!({"id": g.id, "name": g.name, "members": 0, "created_at": g.created_at}))?;
+            } else {
+                println!("created group {}", g.name);
+            }
+            Ok(())
+        }
+        GroupCmd::List { json } => {
+            let store = open_store(settings).await?;
+            let groups = store.list_groups().await?;
+            if json {
+                let list: Vec<Value> = groups
+                    .iter()
+                    .map(|s| {
+                        json!({"id": s.group.id, "name": s.group.name, "members": s.members, "created_at": s.group.created_at})
+                    })
+                    .collect();
+                print_json(&Value::Array(list))?;
+            } else {
+                for s in &groups {
+                    println!("{}\t{}", s.group.name, s.members);
+                }
+            }
+            Ok(())
+        }
+        GroupCmd::Remove { name } => {
+            validate_name("group", &name).map_err(usage)?;
+            let store = open_store(settings).await?;
+            if !store.delete_group(&name).await? {
+                return Err(runtime(format!("no group `{name}`")));
+            }
+            audit(store.as_ref(), "group.removed", None, json!({"group": name})).await;
+            println!("removed group {name}");
+            Ok(())
+        }
+    }
+}
+
+/// A role grant named on the command line, resolved against the database; with its audit
+/// detail and its description.
+async fn role_grant(store: &dyn Store, a: &RoleArgs) -> Result<(RoleGrant, Value, String), Fail> {
+    let (holder, mut detail, who) = match (&a.user, &a.group) {
+        (Some(u), None) => {
+            let u = find_user(store, u).await?;
+            (RoleHolder::User(u.id.clone()), json!({"role": a.role, "user": u.id}), format!("user {}", u.username))
+        }
+        (None, Some(g)) => {
+            let g = find_group(store, g).await?;
+            (RoleHolder::Group(g.id), json!({"role": a.role, "group": g.name}), format!("group {}", g.name))
+        }
+        // clap's `holder` group requires exactly one of them.
+        _ => return Err(usage("give --user or --group")),
+    };
+    if let Some(c) = &a.client {
+        store.get_client(c).await?.ok_or_else(|| runtime(format!("no client `{}`", one_line(c))))?;
+        if let Some(o) = detail.as_object_mut() {
+            o.insert("client_id".into(), json!(c));
+        }
+    }
+    let scope = match &a.client {
+        Some(c) => format!("for client {c}"),
+        None => "for every client".to_owned(),
+    };
+    let grant = RoleGrant { role: a.role.clone(), holder, client_id: a.client.clone() };
+    Ok((grant, detail, format!("role {} of {who} {scope}", a.role)))
+}
+
+fn check_role_args(a: &RoleArgs) -> Result<(), Fail> {
+    validate_name("role", &a.role).map_err(usage)?;
+    if let Some(g) = &a.group {
+        validate_name("group", g).map_err(|e| usage(format!("--group: {e}")))?;
+    }
+    Ok(())
+}
+
+async fn role(cmd: RoleCmd, settings: &Settings) -> Result<(), Fail> {
+    match cmd {
+        RoleCmd::Grant(a) => {
+            check_role_args(&a)?;
+            let store = open_store(settings).await?;
+            let (grant, detail, what) = role_grant(store.as_ref(), &a).await?;
+            match store.grant_role(&grant, SystemClock.now()).await? {
+                Created::Created => {
+                    audit(store.as_ref(), "role.granted", a.client.as_deref(), detail).await;
+                    println!("granted {what}");
+                }
+                Created::AlreadyExists => println!("already granted: {what}"),
+            }
+            Ok(())
+        }
+        RoleCmd::Revoke(a) => {
+            check_role_args(&a)?;
+            let store = open_store(settings).await?;
+            let (grant, detail, what) = role_grant(store.as_ref(), &a).await?;
+            if !store.revoke_role(&grant).await? {
+                return Err(runtime(format!("no such grant: {what}")));
+            }
+            audit(store.as_ref(), "role.revoked", a.client.as_deref(), detail).await;
+            println!("revoked {what}");
+            Ok(())
+        }
+        RoleCmd::List { user, group, json } => {
+            let store = open_store(settings).await?;
+            let grants = match (&user, &group) {
+                (Some(u), _) => {
+                    let u = find_user(store.as_ref(), u).await?;
+                    store.list_role_grants(RoleFilter::User(&u.id)).await?
+                }
+                (None, Some(g)) => {
+                    let g = find_group(store.as_ref(), g).await?;
+                    store.list_role_grants(RoleFilter::Group(&g.id)).await?
+                }
+                (None, None) => store.list_role_grants(RoleFilter::All).await?,
+            };
+            if json {
+                let list: Vec<Value> = grants
+                    .iter()
+                    .map(|g| json!({"role": g.role, "user": g.username, "group": g.group, "client_id": g.client_id, "created_at": g.created_at}))
+                    .collect();
+                print_json(&Value::Array(list))?;
+            } else {
+                for g in &grants {
+                    let holder = match (&g.username, &g.group) {
+                        (Some(u), _) => format!("user:{u}"),
+                        (None, Some(n)) => format!("group:{n}"),
+                        (None, None) => "-".to_owned(),
+                    };
+                    println!("{}\t{holder}\t{}", g.role, g.client_id.as_deref().unwrap_or("*"));
+                }
+            }
             Ok(())
         }
     }

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use latchkey_core::OAuthError;
-use latchkey_core::claims::ClaimsRequest;
+use latchkey_core::claims::{ClaimsRequest, MEMBERSHIP_CLAIMS};
 use latchkey_core::scope::Scope;
 use latchkey_web::cookies::{csrf_ok, csrf_token, current_session};
 use latchkey_web::errors::html;
@@ -52,6 +52,11 @@ pub async fn show(
     let mut items: Vec<String> = Scope::parse(&req.scope).unwrap_or_default().iter().map(describe_scope).collect();
     if let Some(c) = &req.claims {
         for name in ClaimsRequest::from_json(c).names() {
+            // Groups and roles asked for this way are released only to a client that may have
+            // their scope (MembershipClaims::with_requested): nothing to consent to otherwise.
+            if MEMBERSHIP_CLAIMS.contains(&name) && !p.client.scopes.iter().any(|s| s == name) {
+                continue;
+            }
             let d = describe_claim(name);
             if !items.contains(&d) {
                 items.push(d);

@@ -77,6 +77,8 @@ pub fn describe_scope(scope: &str) -> String {
         "email" => "See your email address".into(),
         "address" => "See your postal address".into(),
         "phone" => "See your phone number".into(),
+        "groups" => "See your group memberships".into(),
+        "roles" => "See your roles in this application".into(),
         "offline_access" => "Keep access to this information when you are not using the app".into(),
         other => format!("Access “{other}”"),
     }
@@ -84,6 +86,9 @@ pub fn describe_scope(scope: &str) -> String {
 
 /// A claim requested individually, in plain words.
 pub fn describe_claim(claim: &str) -> String {
+    if matches!(claim, "groups" | "roles") {
+        return describe_scope(claim);
+    }
     let words = claim.replace('_', " ");
     format!("See your {words}")
 }

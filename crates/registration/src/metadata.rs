@@ -25,7 +25,7 @@ const MAX_TAGGED: usize = 32;
 /// Scopes a dynamically registered client may hold: the OpenID Connect ones. Others are
 /// dropped, and the response says what was registered (RFC 7591 §3.2.1: the server may replace
 /// requested values); self-registered clients must not mint tokens for API scopes.
-pub const REGISTRABLE_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
+pub const REGISTRABLE_SCOPES: &[&str] = latchkey_core::scope::USER_SCOPES;
 
 /// Human-readable members that may carry a language tag (OIDC Registration §2.1).
 const TAGGABLE: &[&str] = &["client_name", "client_uri", "logo_uri", "policy_uri", "tos_uri"];

@@ -11,7 +11,8 @@ mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use latchkey_core::model::{Client, User};
+use latchkey_core::claims::MembershipClaims;
+use latchkey_core::model::{Client, Group, Memberships, RoleGrant, User};
 use latchkey_core::settings::{Backend, Settings};
 use latchkey_core::{TokenHash, UnixTime};
 use std::sync::Arc;
@@ -60,6 +61,31 @@ pub trait UserStore: Send + Sync {
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 }
 
+/// Groups, memberships and role grants: what the `groups` and `roles` claims are made of.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// AlreadyExists when the name is taken.
+    async fn create_group(&self, g: &Group) -> StoreResult<Created>;
+    async fn get_group_by_name(&self, name: &str) -> StoreResult<Option<Group>>;
+    /// Every group with its member count, by name.
+    async fn list_groups(&self) -> StoreResult<Vec<GroupSummary>>;
+    /// Remove a group with its memberships and role grants; false when it did not exist.
+    async fn delete_group(&self, name: &str) -> StoreResult<bool>;
+    /// Replace the user's memberships with exactly these groups (by name), in one transaction.
+    /// `Ok(Err(name))` names a group that does not exist; then nothing changed.
+    async fn set_user_groups(&self, user_id: &str, group_names: &[String]) -> StoreResult<Result<(), String>>;
+    /// The names of the user's groups, sorted.
+    async fn list_user_groups(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// AlreadyExists when the same role is already granted to the same holder for the same client.
+    async fn grant_role(&self, g: &RoleGrant, now: UnixTime) -> StoreResult<Created>;
+    /// False when there was no such grant.
+    async fn revoke_role(&self, g: &RoleGrant) -> StoreResult<bool>;
+    async fn list_role_grants(&self, filter: RoleFilter<'_>) -> StoreResult<Vec<RoleGrantView>>;
+    /// The user's group names and roles for `client_id` (their own and their groups', global
+    /// or for that client), each sorted and unique: one query, none when nothing is wanted.
+    async fn memberships(&self, user_id: &str, client_id: &str, wanted: MembershipClaims) -> StoreResult<Memberships>;
+}
+
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
@@ -104,6 +130,7 @@ pub trait HealthStore: Send + Sync {
 pub trait Store:
     ClientStore
     + UserStore
+    + DirectoryStore
     + KeyStore
     + AuditStore
     + HealthStore
@@ -119,6 +146,7 @@ pub trait Store:
 impl<
     T: ClientStore
         + UserStore
+        + DirectoryStore
         + KeyStore
         + AuditStore
         + HealthStore

@@ -213,3 +213,33 @@ pub struct PushedRequest {
     pub params: String,
     pub expires_at: UnixTime,
 }
+
+/// A group with how many users belong to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group: latchkey_core::model::Group,
+    pub members: i64,
+}
+
+/// A role grant as listed: the holder and client by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrantView {
+    pub role: String,
+    /// The username, for a grant to a user.
+    pub username: Option<String>,
+    /// The group name, for a grant to a group.
+    pub group: Option<String>,
+    /// None: the role holds for every client.
+    pub client_id: Option<String>,
+    pub created_at: UnixTime,
+}
+
+/// Which role grants to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleFilter<'a> {
+    All,
+    /// Every grant that reaches this user (by id): their own and their groups'.
+    User(&'a str),
+    /// The grants to this group (by id).
+    Group(&'a str),
+}

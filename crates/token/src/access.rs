@@ -1,11 +1,15 @@
 //! Access tokens: minting (opaque or RFC 9068 JWT) and validation, shared by the grants,
 //! UserInfo, introspection and revocation.
 
+use latchkey_core::claims::MembershipClaims;
 use latchkey_core::model::{AccessTokenFormat, Client};
+use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, SecretToken, UnixTime};
 use latchkey_storage::{AccessTokenRecord, GrantRecord, StoreError};
 use latchkey_web::AppState;
 use serde_json::{Value, json};
+
+use crate::memberships::Resolved;
 
 pub const AT_JWT_TYP: &str = "at+jwt";
 
@@ -16,6 +20,9 @@ pub struct Subject<'a> {
     pub grant: Option<&'a GrantRecord>,
     pub scope: &'a str,
     pub audience: &'a str,
+    /// For a JWT whose scope holds `groups` or `roles`: the user's memberships, which it
+    /// carries (RFC 9068 §2.2.3.1). Opaque tokens carry nothing.
+    pub memberships: Option<&'a Resolved>,
 }
 
 pub struct Minted {
@@ -79,6 +86,12 @@ pub fn mint(state: &AppState, s: &Subject<'_>, now: UnixTime) -> Result<Minted, 
                 }
                 if let Some(a) = s.grant.and_then(|g| g.acr.clone()) {
                     o.insert("acr".into(), json!(a));
+                }
+                let wanted = MembershipClaims::for_scope(&Scope::parse(s.scope).unwrap_or_default());
+                if wanted.any() {
+                    s.memberships
+                        .ok_or_else(|| OAuthError::server_error("membership claims were not resolved for this token"))?
+                        .insert(o, wanted)?;
                 }
             }
             let alg = state.settings.access_token_alg().map_err(OAuthError::server_error)?;

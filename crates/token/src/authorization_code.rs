@@ -2,8 +2,10 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use latchkey_core::model::Client;
+use latchkey_core::claims::MembershipClaims;
+use latchkey_core::model::{AccessTokenFormat, Client};
 use latchkey_core::pkce::CodeChallenge;
+use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, SecretToken};
 use latchkey_storage::{RedeemedCode, Redemption, TokensToStore};
 use latchkey_web::AppState;
@@ -11,24 +13,36 @@ use latchkey_web::errors::no_store_json;
 use latchkey_web::params::Params;
 use serde_json::json;
 
+use crate::memberships::Resolved;
 use crate::{access, id_token, refresh};
 
 pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<Response, OAuthError> {
     let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let now = state.now();
+    let audience = state.settings.default_audience().to_owned();
+    // An opaque access token is stored with the code's claim, so it is minted inside the
+    // transaction; a JWT is not stored, and is minted after it, once the memberships it may
+    // carry are resolved.
+    let opaque = access::format_for(state, client) == AccessTokenFormat::Opaque;
     // Minted inside the decision (it needs the grant), kept here for the response.
-    let minted: std::sync::Mutex<Option<(access::Minted, Option<SecretToken>)>> = std::sync::Mutex::new(None);
+    let minted: std::sync::Mutex<Option<(Option<access::Minted>, Option<SecretToken>)>> = std::sync::Mutex::new(None);
     let decide = |r: &RedeemedCode| -> Result<TokensToStore, OAuthError> {
         check(client, params, r)?;
-        let audience = state.settings.default_audience().to_owned();
-        let at = access::mint(
-            state,
-            &access::Subject { client, grant: Some(&r.grant), scope: &r.grant.scope, audience: &audience },
-            now,
-        )?;
+        let at = if opaque {
+            let subject = access::Subject {
+                client,
+                grant: Some(&r.grant),
+                scope: &r.grant.scope,
+                audience: &audience,
+                memberships: None,
+            };
+            Some(access::mint(state, &subject, now)?)
+        } else {
+            None
+        };
         let refresh = refresh::issues_refresh(client, &r.grant.scope).then(SecretToken::generate);
         let out = TokensToStore {
-            access: at.record.clone(),
+            access: at.as_ref().and_then(|a| a.record.clone()),
             refresh: refresh.as_ref().map(|t| refresh::record(state, client, t, &r.grant, &r.grant.scope, now)),
         };
         if let Ok(mut m) = minted.lock() {
@@ -53,19 +67,43 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         return Err(OAuthError::server_error("redeemed without minting"));
     };
     let grant = &redeemed.grant;
+    let with_id_token = grant.scope.split(' ').any(|s| s == "openid");
+    // One query at most for the groups and roles of every token in this response.
+    let mut wanted = MembershipClaims::default();
+    if at.is_none() {
+        wanted = wanted.union(MembershipClaims::for_scope(&Scope::parse(&grant.scope).unwrap_or_default()));
+    }
+    if with_id_token {
+        wanted = wanted.union(id_token::membership_claims(client, grant));
+    }
+    let memberships = Resolved::load(state, grant.user_id.as_deref(), &client.client_id, wanted).await?;
+    let at = match at {
+        Some(at) => at,
+        None => {
+            let subject = access::Subject {
+                client,
+                grant: Some(grant),
+                scope: &grant.scope,
+                audience: &audience,
+                memberships: Some(&memberships),
+            };
+            access::mint(state, &subject, now)?
+        }
+    };
     let mut body = json!({
         "access_token": at.token,
         "token_type": "Bearer",
         "expires_in": at.expires_in,
         "scope": grant.scope,
     });
-    let with_id_token = grant.scope.split(' ').any(|s| s == "openid");
     if let Some(o) = body.as_object_mut() {
         if let Some(r) = &refresh {
             o.insert("refresh_token".into(), json!(r.expose()));
         }
         if with_id_token {
-            let token = id_token::issue(state, client, grant, redeemed.nonce.as_deref(), Some(&at.token), now).await?;
+            let token =
+                id_token::issue(state, client, grant, redeemed.nonce.as_deref(), Some(&at.token), &memberships, now)
+                    .await?;
             o.insert("id_token".into(), json!(token));
         }
     }

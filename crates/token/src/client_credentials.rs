@@ -3,7 +3,7 @@
 use axum::response::Response;
 use http::StatusCode;
 use latchkey_core::model::Client;
-use latchkey_core::scope::Scope;
+use latchkey_core::scope::{Scope, USER_SCOPES};
 use latchkey_core::{ErrorCode, OAuthError};
 use latchkey_storage::TokensToStore;
 use latchkey_web::AppState;
@@ -13,14 +13,12 @@ use serde_json::json;
 
 use crate::access;
 
-/// Scopes that describe a user; a client acting for itself cannot have them.
-const USER_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
-
 pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<Response, OAuthError> {
     // RFC 6749 §4.4: confidential clients only.
     if !client.auth_method.is_confidential() {
         return Err(OAuthError::unauthorized_client("public clients cannot use client credentials"));
     }
+    // User scopes (USER_SCOPES) describe a user; a client acting for itself cannot have them.
     let allowed = Scope::from_tokens(client.scopes.iter().filter(|s| !USER_SCOPES.contains(&s.as_str())).cloned());
     let scope = match params.get("scope") {
         None => allowed.clone(),
@@ -49,7 +47,11 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     };
     let now = state.now();
     let scope = scope.to_string();
-    let at = access::mint(state, &access::Subject { client, grant: None, scope: &scope, audience: &audience }, now)?;
+    let at = access::mint(
+        state,
+        &access::Subject { client, grant: None, scope: &scope, audience: &audience, memberships: None },
+        now,
+    )?;
     if let Some(rec) = &at.record {
         state
             .store

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey_core::claims::{ClaimsRequest, select};
+use latchkey_core::claims::{ClaimsRequest, MembershipClaims, select};
 use latchkey_core::model::{Client, SigningAlg};
 use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, UnixTime};
@@ -10,6 +10,8 @@ use latchkey_storage::GrantRecord;
 use latchkey_web::AppState;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
+
+use crate::memberships::Resolved;
 
 /// OIDC Core §3.1.3.6: the left half of the hash of the access token, with the hash of the
 /// JWS algorithm (SHA-512 for Ed25519, as RFC 8037 EdDSA implementations do).
@@ -29,12 +31,33 @@ pub fn signing_alg(state: &AppState, client: &Client) -> SigningAlg {
         .unwrap_or(SigningAlg::RS256)
 }
 
+/// The `claims` parameter's `id_token` member of the grant's request.
+fn requested(grant: &GrantRecord) -> serde_json::Map<String, Value> {
+    grant
+        .claims
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .map(|v| ClaimsRequest::from_json(&v).id_token)
+        .unwrap_or_default()
+}
+
+/// The membership claims an ID token of this grant carries: `groups`/`roles` when the scope
+/// holds them, or when the `claims` parameter asks for them in the ID token and the client may
+/// have the scope. Unlike the profile claims (OIDC Core §5.4), they are in the ID token whatever
+/// `id_token.scope_claims_in_id_token` says: they are what a relying party authorises with.
+pub fn membership_claims(client: &Client, grant: &GrantRecord) -> MembershipClaims {
+    MembershipClaims::for_scope(&Scope::parse(&grant.scope).unwrap_or_default())
+        .with_requested(&requested(grant), &client.scopes)
+}
+
+/// `memberships` must cover [`membership_claims`] of the grant.
 pub async fn issue(
     state: &AppState,
     client: &Client,
     grant: &GrantRecord,
     nonce: Option<&str>,
     access_token: Option<&str>,
+    memberships: &Resolved,
     now: UnixTime,
 ) -> Result<String, OAuthError> {
     let user_id = grant.user_id.as_deref().ok_or_else(|| OAuthError::invalid_grant("the grant has no user"))?;
@@ -46,13 +69,8 @@ pub async fn issue(
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     let alg = signing_alg(state, client);
     let scope = Scope::parse(&grant.scope).unwrap_or_default();
-    let requested = grant
-        .claims
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-        .map(|v| ClaimsRequest::from_json(&v).id_token)
-        .unwrap_or_default();
-    let mut claims = select(&user, &scope, &requested, state.settings.id_token.scope_claims_in_id_token);
+    let mut claims = select(&user, &scope, &requested(grant), state.settings.id_token.scope_claims_in_id_token);
+    memberships.insert(&mut claims, membership_claims(client, grant))?;
     let mut set = |k: &str, v: Value| {
         claims.insert(k.to_owned(), v);
     };

@@ -4,7 +4,9 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use latchkey_core::claims::MembershipClaims;
 use latchkey_core::model::Client;
+use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, SecretToken};
 use latchkey_web::errors::no_store_json;
 use latchkey_web::params::FormParams;
@@ -52,7 +54,10 @@ async fn respond(state: &AppState, client: &latchkey_core::model::Client, params
         }
     };
     match found {
-        Ok(Some(info)) if may_see(client, &info) => no_store_json(StatusCode::OK, Value::Object(info.body)),
+        Ok(Some(mut info)) if may_see(client, &info) => match insert_memberships(state, &mut info).await {
+            Ok(()) => no_store_json(StatusCode::OK, Value::Object(info.body)),
+            Err(e) => BackChannel::new(OAuthError::server_error(e)).into_response(),
+        },
         Ok(_) => no_store_json(StatusCode::OK, json!({"active": false})),
         Err(e) => BackChannel::new(OAuthError::server_error(e)).into_response(),
     }
@@ -62,6 +67,8 @@ struct Info {
     client_id: String,
     audience: Option<String>,
     body: Map<String, Value>,
+    /// The token's user and scope, when it has a user.
+    user: Option<(String, String)>,
 }
 
 /// A client sees tokens issued to it or meant for it; resource servers registered with
@@ -85,6 +92,19 @@ async fn subject_of(state: &AppState, client_id: &str, user_id: &str) -> Result<
         Some(c) => latchkey_web::subject::for_client(state, &c, user_id),
         None => user_id.to_owned(),
     })
+}
+
+/// `groups` and `roles` when the token's scope holds them: as they are at introspection time
+/// (a JWT carries those of its issuance), for the client the token was issued to. Only for a
+/// caller that may see the token: no query otherwise.
+async fn insert_memberships(state: &AppState, info: &mut Info) -> Result<(), latchkey_storage::StoreError> {
+    let Some((user_id, scope)) = &info.user else { return Ok(()) };
+    let wanted = MembershipClaims::for_scope(&Scope::parse(scope).unwrap_or_default());
+    if wanted.any() {
+        let m = state.store.memberships(user_id, &info.client_id, wanted).await?;
+        wanted.insert(&mut info.body, &m);
+    }
+    Ok(())
 }
 
 async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
@@ -116,7 +136,8 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
     if let Some(j) = &v.jti {
         body.insert("jti".into(), json!(j));
     }
-    Ok(Some(Info { client_id: v.client_id, audience: v.audience, body }))
+    let user = v.user_id().map(|u| (u.to_owned(), v.scope.clone()));
+    Ok(Some(Info { client_id: v.client_id, audience: v.audience, body, user }))
 }
 
 async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
@@ -140,5 +161,6 @@ async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, lat
             body.insert("username".into(), json!(name));
         }
     }
-    Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body }))
+    let user = v.grant.user_id.clone().map(|u| (u, v.scope.clone()));
+    Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body, user }))
 }

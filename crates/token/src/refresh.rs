@@ -3,7 +3,8 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use latchkey_core::model::{Client, GrantType};
+use latchkey_core::claims::MembershipClaims;
+use latchkey_core::model::{AccessTokenFormat, Client, GrantType};
 use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, SecretToken, UnixTime};
 use latchkey_storage::{GrantRecord, RefreshTokenRecord, Rotation, TokensToStore};
@@ -12,6 +13,7 @@ use latchkey_web::errors::no_store_json;
 use latchkey_web::params::Params;
 use serde_json::json;
 
+use crate::memberships::Resolved;
 use crate::{access, id_token};
 
 /// Refresh tokens go only to clients registered for the grant, and only when the user granted
@@ -48,7 +50,11 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         None => None,
     };
     let now = state.now();
-    let minted: std::sync::Mutex<Option<(access::Minted, SecretToken, String)>> = std::sync::Mutex::new(None);
+    let audience = state.settings.default_audience().to_owned();
+    // As for codes: an opaque access token is stored in the rotation's transaction; a JWT is
+    // minted after it, once the memberships it may carry are resolved.
+    let opaque = access::format_for(state, client) == AccessTokenFormat::Opaque;
+    let minted: std::sync::Mutex<Option<(Option<access::Minted>, SecretToken, String)>> = std::sync::Mutex::new(None);
     let decide = |grant: &GrantRecord, refresh_scope: &str| -> Result<TokensToStore, OAuthError> {
         if grant.client_id != client.client_id {
             return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
@@ -62,16 +68,17 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
             Some(a) => a.to_string(),
             None => refresh_scope.to_owned(),
         };
-        let audience = state.settings.default_audience().to_owned();
-        let at = access::mint(
-            state,
-            &access::Subject { client, grant: Some(grant), scope: &scope, audience: &audience },
-            now,
-        )?;
+        let at = if opaque {
+            let subject =
+                access::Subject { client, grant: Some(grant), scope: &scope, audience: &audience, memberships: None };
+            Some(access::mint(state, &subject, now)?)
+        } else {
+            None
+        };
         let next = SecretToken::generate();
         // RFC 6749 §6: the new refresh token keeps the original scope.
         let out = TokensToStore {
-            access: at.record.clone(),
+            access: at.as_ref().and_then(|a| a.record.clone()),
             refresh: Some(record(state, client, &next, grant, refresh_scope, now)),
         };
         if let Ok(mut m) = minted.lock() {
@@ -95,6 +102,31 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     let Some((at, next, scope)) = minted.lock().ok().and_then(|mut m| m.take()) else {
         return Err(OAuthError::server_error("rotated without minting"));
     };
+    // OIDC Core §12.2: an ID token on refresh keeps sub and auth_time and has no nonce.
+    let with_id_token = scope.split(' ').any(|s| s == "openid");
+    // The groups and roles as they are now (a grant or revocation since the last refresh shows
+    // here): one query at most for both tokens.
+    let mut wanted = MembershipClaims::default();
+    if at.is_none() {
+        wanted = wanted.union(MembershipClaims::for_scope(&Scope::parse(&scope).unwrap_or_default()));
+    }
+    if with_id_token {
+        wanted = wanted.union(id_token::membership_claims(client, &grant));
+    }
+    let memberships = Resolved::load(state, grant.user_id.as_deref(), &client.client_id, wanted).await?;
+    let at = match at {
+        Some(at) => at,
+        None => {
+            let subject = access::Subject {
+                client,
+                grant: Some(&grant),
+                scope: &scope,
+                audience: &audience,
+                memberships: Some(&memberships),
+            };
+            access::mint(state, &subject, now)?
+        }
+    };
     let mut body = json!({
         "access_token": at.token,
         "token_type": "Bearer",
@@ -102,10 +134,8 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         "scope": scope,
         "refresh_token": next.expose(),
     });
-    // OIDC Core §12.2: an ID token on refresh keeps sub and auth_time and has no nonce.
-    let with_id_token = scope.split(' ').any(|s| s == "openid");
     if with_id_token && let Some(o) = body.as_object_mut() {
-        let token = id_token::issue(state, client, &grant, None, Some(&at.token), now).await?;
+        let token = id_token::issue(state, client, &grant, None, Some(&at.token), &memberships, now).await?;
         o.insert("id_token".into(), json!(token));
     }
     crate::count_issued("refresh_token", true, with_id_token);

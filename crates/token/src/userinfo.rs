@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use latchkey_core::OAuthError;
-use latchkey_core::claims::{ClaimsRequest, select};
+use latchkey_core::claims::{ClaimsRequest, MembershipClaims, select};
 use latchkey_core::scope::Scope;
 
 use crate::access;
+use crate::memberships::Resolved;
 use latchkey_web::AppState;
 use latchkey_web::errors::{Bearer, no_store_json};
 use latchkey_web::params::{FormParams, ParamError};
@@ -100,6 +101,15 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
         Ok(None) => return invalid(),
         Err(e) => return latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),
     };
+    // Groups and roles as they are now, for the token's client; no query unless asked for.
+    let wanted = MembershipClaims::for_scope(&scope).with_requested(&requested, &client.scopes);
+    let inserted = match Resolved::load(state, Some(&user.id), &client.client_id, wanted).await {
+        Ok(m) => m.insert(&mut claims, wanted),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = inserted {
+        return latchkey_web::BackChannel::new(e).into_response();
+    }
     claims.insert("sub".into(), Value::String(latchkey_web::subject::for_client(state, &client, &user.id)));
     // OIDC Core §5.3.2: a client that registered userinfo_signed_response_alg gets a JWT with
     // iss and aud.
