@@ -917,7 +917,7 @@ macro_rules! impl_store {
                     .bind(&g.id)
                     .bind(&g.name)
                     .bind(g.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await;
                 match r {
                     Ok(_) => Ok($crate::Created::Created),
@@ -947,7 +947,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_group(&self, name: &str) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_GROUP).bind(name).execute(&self.pool).await?;
+                let r = sqlx::query($crate::sql::DELETE_GROUP).bind(name).execute(&self.writer).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -997,7 +997,7 @@ macro_rules! impl_store {
                     .bind(group_id)
                     .bind(g.client_id.as_deref())
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(if r.rows_affected() == 1 { $crate::Created::Created } else { $crate::Created::AlreadyExists })
             }
@@ -1009,7 +1009,7 @@ macro_rules! impl_store {
                     .bind(user_id.unwrap_or_default())
                     .bind(group_id.unwrap_or_default())
                     .bind(g.client_id.as_deref().unwrap_or_default())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }

@@ -356,7 +356,7 @@ mod tests {
                 if raw.len() > MAX_PARAMS_BYTES {
                     prop_assert_eq!(parsed, Err(ParamError::TooLarge));
                 } else {
-                    prop_assert_eq!(parsed.map(|p| p.0), Ok(m.clone()));
+                    prop_assert_eq!(parsed.map(|p| p.0.clone()), Ok(m.clone()));
                 }
             }
         }
