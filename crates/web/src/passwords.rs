@@ -1,11 +1,15 @@
 //! Password hashing and verification with argon2id, off the async runtime, with a bounded
 //! number in flight so a login flood cannot starve other endpoints.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use latchkey_core::settings::Argon2Settings;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
+
+/// argon2 working memory, one per verification in flight, reused: allocating (and freeing)
+/// `memory_kib` per login leaves the allocator holding hundreds of MiB under a login flood.
+type Memory = Vec<Block>;
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -13,6 +17,8 @@ pub struct Passwords {
     permits: Arc<Semaphore>,
     /// Verified against when the username is unknown, so both cases cost the same.
     dummy: Arc<String>,
+    /// At most one per permit.
+    memory: Arc<Mutex<Vec<Memory>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +39,12 @@ impl Passwords {
             s.max_concurrent
         };
         let dummy = hash_with(&params, "latchkey dummy password for unknown users")?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(n)), dummy: Arc::new(dummy) })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(n)),
+            dummy: Arc::new(dummy),
+            memory: Arc::new(Mutex::new(Vec::with_capacity(n))),
+        })
     }
 
     /// Hash synchronously (CLI use).
@@ -54,9 +65,16 @@ impl Passwords {
         let Ok(_permit) = self.permits.acquire().await else { return false };
         let known = phc.is_some();
         let phc = phc.map(str::to_owned).unwrap_or_else(|| self.dummy.as_str().to_owned());
-        let params = self.params.clone();
         let pw = zeroize::Zeroizing::new(password);
-        let ok = tokio::task::spawn_blocking(move || verify_with(&params, &phc, &pw)).await.unwrap_or(false);
+        let pool = self.memory.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let mut memory = pool.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+            let ok = verify_with(&phc, &pw, &mut memory);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(memory);
+            ok
+        })
+        .await
+        .unwrap_or(false);
         ok && known
     }
 }
@@ -68,13 +86,38 @@ fn hash_with(params: &Params, password: &str) -> Result<String, HashError> {
     argon(params).hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| HashError(e.to_string()))
 }
 
-fn verify_with(params: &Params, phc: &str, password: &str) -> bool {
-    match PasswordHash::new(phc) {
-        // The parameters stored in the PHC string win, so raising the settings does not lock
-        // out existing users.
-        Ok(h) => argon(params).verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
+/// Largest argon2 memory a stored hash may ask for (the settings' own maximum).
+const MAX_BLOCKS: usize = 4 * 1024 * 1024;
+
+/// Verify against a PHC string with `memory` as argon2's working memory. The parameters stored
+/// in the PHC string win, so raising the settings does not lock out existing users. Anything
+/// malformed is a mismatch.
+fn verify_with(phc: &str, password: &str, memory: &mut Memory) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else { return false };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(h.algorithm) else { return false };
+    let version = match h.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&h) else { return false };
+    let blocks = params.block_count();
+    if blocks > MAX_BLOCKS {
+        return false;
     }
+    let mut salt_buf = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let Some(work) = memory.get_mut(..blocks) else { return false };
+    let argon = Argon2::new(algorithm, version, params);
+    if argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, work).is_err() {
+        return false;
+    }
+    // Output's equality is constant-time.
+    Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 #[cfg(test)]
@@ -94,5 +137,25 @@ mod tests {
         assert!(!p.verify(Some(&h), "wrong".into()).await);
         assert!(!p.verify(None, "correct horse".into()).await);
         assert!(!p.verify(Some("garbage"), "x".into()).await);
+    }
+
+    #[tokio::test]
+    async fn hashes_made_elsewhere_verify_whatever_the_current_settings() {
+        let p = cheap();
+        // Made with other parameters (and by the argon2 crate's own hasher).
+        let other = Params::new(128, 2, 1, None).unwrap();
+        let h = hash_with(&other, "pw").unwrap();
+        assert!(p.verify(Some(&h), "pw".into()).await);
+        assert!(!p.verify(Some(&h), "pX".into()).await);
+        // A longer stored hash than the memory held before: the buffer grows.
+        let big = hash_with(&Params::new(512, 1, 1, None).unwrap(), "pw").unwrap();
+        assert!(p.verify(Some(&big), "pw".into()).await);
+        // Argon2i/argon2d strings verify with their own algorithm; a tampered hash does not.
+        let i = Argon2::new(Algorithm::Argon2i, Version::V0x13, other.clone())
+            .hash_password(b"pw", &SaltString::encode_b64(b"0123456789abcdef").unwrap())
+            .unwrap()
+            .to_string();
+        assert!(p.verify(Some(&i), "pw".into()).await);
+        assert!(!p.verify(Some(&i.replace("argon2i$", "argon2id$")), "pw".into()).await);
     }
 }
