@@ -39,13 +39,18 @@ impl Drop for Serve {
 }
 
 fn spawn(db: &TestDb, port: u16) -> Serve {
+    spawn_as(db, port, port)
+}
+
+/// A server on `port` whose issuer is `issuer_port`'s URL (instances behind one load balancer).
+fn spawn_as(db: &TestDb, port: u16, issuer_port: u16) -> Serve {
     let mut cmd = Command::new(latchkey_bin());
     cmd.arg("serve").env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in db.env() {
         cmd.env(k, v);
     }
     cmd.env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
-        .env("LATCHKEY_ISSUER", format!("http://127.0.0.1:{port}"))
+        .env("LATCHKEY_ISSUER", format!("http://127.0.0.1:{issuer_port}"))
         .env("LATCHKEY_REGISTRATION__POLICY", "open")
         .env("LATCHKEY_LIMITS__REGISTRATIONS_PER_IP", "1000000")
         .env("LATCHKEY_LIFETIMES__AUTHORIZATION_CODE", "600")
@@ -306,4 +311,77 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_leaves_nothing_half_w
             0
         );
     }
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_one_killed_mid_load_the_other_keeps_answering() {
+    let db = TestDb::fresh().await;
+    let o = cli(&db, &[], &["migrate"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cc = add_client(&db, &["--grant-type", "client_credentials"]);
+    let rp = add_client(&db, &["--redirect-uri", "https://rp.example/cb", "--skip-consent"]);
+    let o = cli(&db, &[], &["user", "add", "--username", "alice", "--password-stdin"], Some("pw-alice\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (pa, pb) = (free_port(), free_port());
+    let (a_base, b_base) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+    let mut a = spawn_as(&db, pa, pa);
+    let _b = spawn_as(&db, pb, pa);
+    wait_up(&a_base).await;
+    wait_up(&b_base).await;
+
+    // A sign-in and a code on A, for B to redeem after A is gone.
+    let browser = Browser {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: a_base.clone(),
+    };
+    let (url, ..) = authorize_url(&a_base, &rp, "openid", &[]);
+    let l = browser.navigate(&url).await;
+    let Landing::Client(_) = browser.login(l, "alice", "pw-alice").await else { panic!("sign-in failed") };
+    let (a_code, verifier) = code(&browser, &a_base, &rp).await.unwrap();
+
+    // Load on both; A is killed in the middle.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let b_answers = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
+    let mut tasks = Vec::new();
+    for base in [a_base.clone(), b_base.clone(), b_base.clone()] {
+        let (http, cc, stop, b_answers, on_b) =
+            (http.clone(), cc.clone(), stop.clone(), b_answers.clone(), base == b_base);
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = token(&http, &base, &cc, &[("grant_type", "client_credentials")]).await;
+                if on_b {
+                    let mut b = b_answers.lock().unwrap();
+                    match r {
+                        Ok((200, _)) => b.0 += 1,
+                        Ok((s, v)) => b.1.push(format!("{s} {v}")),
+                        Err(e) => b.1.push(e.to_string()),
+                    }
+                } else if r.is_err() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.0.kill().unwrap(); // SIGKILL
+    a.0.wait().unwrap();
+    let served_before = b_answers.lock().unwrap().0;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (served, failures) = std::mem::take(&mut *b_answers.lock().unwrap());
+    assert!(failures.is_empty(), "B failed while A died: {failures:?}");
+    assert!(served > served_before + 10, "B stopped answering after A died ({served_before} → {served})");
+    // A's code redeems on B, once; the session made on A still signs in on B.
+    let (s, v) = redeem(&http, &b_base, &rp, &a_code, &verifier).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(redeem(&http, &b_base, &rp, &a_code, &verifier).await.0, 400);
+    assert!(code(&browser, &b_base, &rp).await.is_some(), "the session made on A is not a session on B");
 }
