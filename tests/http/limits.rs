@@ -74,6 +74,9 @@ async fn failed_client_authentications_from_an_ip_lock_that_ip_out_for_the_windo
     }
     // Now even the right secret is refused from this IP: guessing stops here.
     let wait = assert_limited(cc(&srv, &a).await, 60).await;
+    // Another client behind the same address is not shut out by its neighbour's failures.
+    let b = cc_client(&srv).await;
+    assert_eq!(cc(&srv, &b).await.status(), 200);
     let r = srv.http.post(srv.url("/introspect")).basic_auth(&a.id, a.secret.as_ref()).form(&[("token", "x")]);
     assert_eq!(r.send().await.unwrap().status(), 429);
     srv.clock.advance(wait);
@@ -165,9 +168,46 @@ async fn repeated_wrong_passwords_make_that_account_wait_from_that_source_only()
     assert_eq!(attempt(&srv, &c, "alice", PASSWORD, attacker).await.0, 303, "the count started again");
 
     let audit = srv.state().store.list_audit(0, 1000).await.unwrap();
-    let limited: Vec<_> = audit.iter().filter(|e| e.kind == "login.rate_limited").collect();
-    assert!(!limited.is_empty());
-    assert!(limited.iter().all(|e| e.ip.as_deref() == Some("203.0.113.66") && !e.detail.contains(PASSWORD)));
+    let failed: Vec<_> = audit.iter().filter(|e| e.kind == "login.failed").collect();
+    assert!(failed.iter().any(|e| e.ip.as_deref() == Some("203.0.113.66")));
+    assert!(audit.iter().all(|e| !e.detail.contains(PASSWORD)));
+}
+
+#[tokio::test]
+async fn parallel_guesses_past_the_free_failures_get_one_attempt_per_wait() {
+    let srv = TestServer::start_with(|s| {
+        s.limits.login_free_failures = 2;
+        s.limits.login_backoff_base = 30;
+    })
+    .await;
+    srv.add_user("dave").await;
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    for _ in 0..2 {
+        assert_eq!(attempt(&srv, &c, "dave", "guess", None).await.0, 200);
+    }
+    // A burst of guesses at once: the check and the count are one step, so exactly one is
+    // checked and the rest wait.
+    let mut ready = Vec::new();
+    for _ in 0..8 {
+        let b = srv.browser();
+        let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
+        let Landing::Page(200, _, page) = b.navigate(&url).await else { panic!("no login page") };
+        let form = vec![
+            ("interaction", hidden(&page, "interaction").unwrap()),
+            ("csrf", hidden(&page, "csrf").unwrap()),
+            ("username", "dave".to_owned()),
+            ("password", "guess".to_owned()),
+        ];
+        ready.push((b, form));
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for (b, form) in ready {
+        let url = srv.url("/login");
+        burst.spawn(async move { b.http.post(url).form(&form).send().await.unwrap().status().as_u16() });
+    }
+    let statuses: Vec<u16> = burst.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
 }
 
 #[tokio::test]

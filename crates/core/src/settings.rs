@@ -26,6 +26,9 @@ pub struct Settings {
     pub log_filter: String,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed for the client IP.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239). Only that
+    /// one is read; the other may come from the client.
+    pub trusted_proxy_header: String,
     pub lifetimes: Lifetimes,
     pub signing: Signing,
     pub argon2: Argon2Settings,
@@ -334,6 +337,7 @@ impl Default for Settings {
             log_format: LogFormat::Human,
             log_filter: "info".into(),
             trusted_proxies: Vec::new(),
+            trusted_proxy_header: "x-forwarded-for".into(),
             lifetimes: Lifetimes::default(),
             signing: Signing::default(),
             argon2: Argon2Settings::default(),
@@ -452,6 +456,9 @@ impl Settings {
         }
         if self.log_filter.trim().is_empty() {
             return Err(bad("log_filter", "must not be empty"));
+        }
+        if !["x-forwarded-for", "forwarded"].iter().any(|h| self.trusted_proxy_header.eq_ignore_ascii_case(h)) {
+            return Err(bad("trusted_proxy_header", "must be `x-forwarded-for` or `forwarded`"));
         }
         for (i, p) in self.trusted_proxies.iter().enumerate() {
             if p.parse::<IpAddr>().is_err() {

@@ -15,6 +15,8 @@ pub struct Caps {
     pub max_header_bytes: usize,
     /// Requests served at once; further ones wait for a permit.
     pub slots: Arc<Semaphore>,
+    /// How long a request waits for a permit before 503.
+    pub queue_timeout: std::time::Duration,
 }
 
 impl Caps {
@@ -23,6 +25,7 @@ impl Caps {
             max_body_bytes: h.max_body_bytes,
             max_header_bytes: h.max_header_bytes,
             slots: Arc::new(Semaphore::new(h.max_concurrent_requests)),
+            queue_timeout: std::time::Duration::from_secs(h.request_timeout),
         }
     }
 }
@@ -53,8 +56,24 @@ pub async fn caps(State(caps): State<Caps>, req: Request, next: Next) -> Respons
     if declared.is_some_and(|n| n > caps.max_body_bytes as u64) {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large");
     }
-    let Ok(_permit) = caps.slots.clone().acquire_owned().await else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+    // Health checks are never queued behind the load they are meant to report on.
+    if matches!(req.uri().path(), "/healthz" | "/readyz") {
+        return next.run(req).await;
+    }
+    // A slot within the request deadline, or 503: a flood of slow requests holding every slot
+    // must not queue the rest forever.
+    // The fast path takes a free slot without arming a timer.
+    let permit = match caps.slots.clone().try_acquire_owned() {
+        Ok(p) => Ok(p),
+        Err(_) => match tokio::time::timeout(caps.queue_timeout, caps.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(()),
+        },
+    };
+    let Ok(_permit) = permit else {
+        let mut r = refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is busy: retry later");
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
     };
     next.run(req).await
 }

@@ -68,19 +68,20 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
 
     // Abuse limits, before any password is checked: failed sign-ins from this IP (credential
     // stuffing), then the backoff of this account from this source (guessing one password).
+    // The attempt is counted before the check (a success clears it), so parallel attempts cannot
+    // all pass. Refusals are logged, not audited: the audit log records each failure and its
+    // backoff, and a refused flood must cost no write.
     let now = state.now();
     let lim = &state.settings.limits;
     let waiting = match state.limiter.check(lim, Kind::LoginFailures, &source, now) {
         Err(w) => Some((w, "login_failures_per_ip")),
-        Ok(()) => match limits::login_wait(state.store.as_ref(), lim, &username, &source, now).await {
-            Ok(w) => w.map(|w| (w, "account_backoff")),
+        Ok(()) => match limits::login_attempt(state.store.as_ref(), lim, &username, &source, now).await {
+            Ok(r) => r.err().map(|w| (w, "account_backoff")),
             Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
         },
     };
     if let Some((wait, why)) = waiting {
-        tracing::info!(client_id = %p.client.client_id, limit = why, "sign-in refused by a rate limit");
-        let detail = serde_json::json!({"user": username, "reason": why, "retry_after": wait.0});
-        latchkey_web::audit::record(&state, "login.rate_limited", None, Some(&p.client.client_id), ip, detail).await;
+        tracing::info!(client_id = %p.client.client_id, limit = why, retry_after = wait.0, "sign-in refused by a rate limit");
         let (csrf, set) = csrf_token(&state.settings, &form.headers);
         let message = format!("Too many sign-in attempts. Please wait {} and try again.", describe_wait(wait.0));
         let view = LoginView {
@@ -114,11 +115,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
                 Some(_) => "bad_password",
             };
             state.limiter.count(lim, Kind::LoginFailures, &source, now);
-            let backoff = match limits::login_failed(state.store.as_ref(), lim, &username, &source, now).await {
-                Ok(w) => w.map(|w| w.0),
-                Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
-            };
-            let detail = serde_json::json!({"user": username, "reason": reason, "backoff": backoff});
+            let detail = serde_json::json!({"user": username, "reason": reason, "source": source});
             let actor = found.as_ref().map(|u| u.id.as_str());
             latchkey_web::audit::record(&state, "login.failed", actor, Some(&p.client.client_id), ip, detail).await;
             let (csrf, set) = csrf_token(&state.settings, &form.headers);

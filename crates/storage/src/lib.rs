@@ -165,19 +165,21 @@ impl<
 /// instance on one database.
 #[async_trait]
 pub trait LimitStore: Send + Sync {
-    /// Until when (account, source) must wait before another sign-in attempt, if it must.
-    async fn login_blocked_until(&self, account: &str, source: &str, now: UnixTime) -> StoreResult<Option<UnixTime>>;
-    /// Count a failed sign-in and return the failures so far; a count last touched before
-    /// `forget_before` starts again at one.
-    async fn record_login_failure(
+    /// Count a sign-in attempt of (account, source) before its password is checked, and return
+    /// the attempts counted so far and until when the pair was already made to wait. A count
+    /// last touched before `forget_before` starts again at one.
+    async fn count_login_attempt(
         &self,
         account: &str,
         source: &str,
         now: UnixTime,
         forget_before: UnixTime,
-    ) -> StoreResult<i64>;
-    /// Make (account, source) wait until `until`.
-    async fn block_login(&self, account: &str, source: &str, until: UnixTime) -> StoreResult<()>;
+    ) -> StoreResult<(i64, UnixTime)>;
+    /// Take back an attempt counted but refused before its password was checked.
+    async fn uncount_login_attempt(&self, account: &str, source: &str) -> StoreResult<()>;
+    /// Make (account, source) wait until `until`, unless it already waits past `now` (another
+    /// attempt got there first): true when this call set the wait.
+    async fn block_login(&self, account: &str, source: &str, until: UnixTime, now: UnixTime) -> StoreResult<bool>;
     /// A successful sign-in forgets the failures of (account, source).
     async fn clear_login_failures(&self, account: &str, source: &str) -> StoreResult<()>;
     /// Add local counts to the shared counters, in one transaction; returns each new total.

@@ -596,13 +596,14 @@ pub(crate) const DELETE_USER_SESSIONS_RETURNING: &str = "DELETE FROM sessions WH
 pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
 
 /// Housekeeping statements: each deletes at most `$2` expired rows.
-pub(crate) const LOGIN_BLOCKED_UNTIL: &str =
-    "SELECT blocked_until FROM login_throttle WHERE account = $1 AND source = $2 AND blocked_until > $3";
-pub(crate) const LOGIN_FAILURE: &str = "INSERT INTO login_throttle (account, source, failures, blocked_until, updated_at) \
+pub(crate) const LOGIN_ATTEMPT: &str = "INSERT INTO login_throttle (account, source, failures, blocked_until, updated_at) \
      VALUES ($1, $2, 1, 0, $3) ON CONFLICT (account, source) DO UPDATE SET \
      failures = CASE WHEN login_throttle.updated_at < $4 THEN 1 ELSE login_throttle.failures + 1 END, updated_at = $3 \
-     RETURNING failures";
-pub(crate) const LOGIN_BLOCK: &str = "UPDATE login_throttle SET blocked_until = $3 WHERE account = $1 AND source = $2";
+     RETURNING failures, blocked_until";
+pub(crate) const LOGIN_UNCOUNT: &str =
+    "UPDATE login_throttle SET failures = failures - 1 WHERE account = $1 AND source = $2 AND failures > 0";
+pub(crate) const LOGIN_BLOCK: &str =
+    "UPDATE login_throttle SET blocked_until = $3 WHERE account = $1 AND source = $2 AND blocked_until <= $4";
 pub(crate) const LOGIN_CLEAR: &str = "DELETE FROM login_throttle WHERE account = $1 AND source = $2";
 pub(crate) const RATE_ADD: &str = "INSERT INTO rate_counters (key, window_start, count) VALUES ($1, $2, $3) \
      ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + $3 RETURNING count";
@@ -1598,28 +1599,14 @@ macro_rules! impl_store {
 
         #[async_trait::async_trait]
         impl $crate::LimitStore for $ty {
-            async fn login_blocked_until(
-                &self,
-                account: &str,
-                source: &str,
-                now: latchkey_core::UnixTime,
-            ) -> $crate::StoreResult<Option<latchkey_core::UnixTime>> {
-                Ok(sqlx::query_scalar($crate::sql::LOGIN_BLOCKED_UNTIL)
-                    .bind(account)
-                    .bind(source)
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn record_login_failure(
+            async fn count_login_attempt(
                 &self,
                 account: &str,
                 source: &str,
                 now: latchkey_core::UnixTime,
                 forget_before: latchkey_core::UnixTime,
-            ) -> $crate::StoreResult<i64> {
-                Ok(sqlx::query_scalar($crate::sql::LOGIN_FAILURE)
+            ) -> $crate::StoreResult<(i64, latchkey_core::UnixTime)> {
+                Ok(sqlx::query_as($crate::sql::LOGIN_ATTEMPT)
                     .bind(account)
                     .bind(source)
                     .bind(now)
@@ -1628,19 +1615,26 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn uncount_login_attempt(&self, account: &str, source: &str) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::LOGIN_UNCOUNT).bind(account).bind(source).execute(&self.writer).await?;
+                Ok(())
+            }
+
             async fn block_login(
                 &self,
                 account: &str,
                 source: &str,
                 until: latchkey_core::UnixTime,
-            ) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::LOGIN_BLOCK)
+                now: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<bool> {
+                let r = sqlx::query($crate::sql::LOGIN_BLOCK)
                     .bind(account)
                     .bind(source)
                     .bind(until)
+                    .bind(now)
                     .execute(&self.writer)
                     .await?;
-                Ok(())
+                Ok(r.rows_affected() == 1)
             }
 
             async fn clear_login_failures(&self, account: &str, source: &str) -> $crate::StoreResult<()> {

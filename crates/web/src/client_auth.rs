@@ -70,26 +70,39 @@ pub async fn authenticate(
         tracing::info!(endpoint = endpoint_path, limit = what, "rate limit reached");
         BackChannel::new(w.into_error())
     };
+    // Failed authentications are counted per IP and presented client id: a neighbour behind the
+    // same address failing with its own (or no) client id does not shut other clients out.
+    let presented = parse_basic(headers).ok().flatten().map(|(id, _)| id);
+    let presented = presented.as_deref().or(params.get("client_id")).unwrap_or("");
+    let failures = ip.as_ref().map(|ip| format!("{ip}|{presented}"));
     if let Some(ip) = &ip {
+        state.limiter.hit(limits, Kind::IpRequests, ip, now).map_err(|w| refuse(w, "requests_per_ip"))?;
+    }
+    if let Some(f) = &failures {
         state
             .limiter
-            .check(limits, Kind::ClientAuthFailures, ip, now)
+            .check(limits, Kind::ClientAuthFailures, f, now)
             .map_err(|w| refuse(w, "client_auth_failures_per_ip"))?;
-        state.limiter.hit(limits, Kind::IpRequests, ip, now).map_err(|w| refuse(w, "requests_per_ip"))?;
     }
     match identify(state, headers, params, endpoint_path).await {
         Ok(client) => {
+            // A public client is identified by its id alone, which anyone can send: its budget
+            // is per IP, so nobody can spend it for the client's real users.
+            let subject = match (client.auth_method, &ip) {
+                (ClientAuthMethod::None, Some(ip)) => format!("{}|{ip}", client.client_id),
+                _ => client.client_id.clone(),
+            };
             state
                 .limiter
-                .hit(limits, Kind::ClientRequests, &client.client_id, now)
+                .hit(limits, Kind::ClientRequests, &subject, now)
                 .map_err(|w| refuse(w, "requests_per_client"))?;
             Ok(client)
         }
         Err(e) => {
-            if let Some(ip) = &ip
+            if let Some(f) = &failures
                 && e.error.code == latchkey_core::ErrorCode::InvalidClient
             {
-                state.limiter.count(limits, Kind::ClientAuthFailures, ip, now);
+                state.limiter.count(limits, Kind::ClientAuthFailures, f, now);
             }
             Err(e)
         }
@@ -267,6 +280,11 @@ fn check_claims(
     let s = |k: &str| claims.get(k).and_then(Value::as_str);
     if s("iss") != Some(client.client_id.as_str()) || s("sub") != Some(client.client_id.as_str()) {
         return Err(fail(false, "assertion iss and sub must be the client_id"));
+    }
+    // An untyped request object (RFC 9101) travels through the browser and may carry iss, sub,
+    // aud and jti too: a JWT with authorization-request members never authenticates a client.
+    if ["response_type", "redirect_uri", "code_challenge", "nonce"].iter().any(|k| claims.contains_key(*k)) {
+        return Err(fail(false, "an authorization request object is not a client assertion"));
     }
     // RFC 7523 §3: aud identifies the authorization server: the issuer or this endpoint's URL.
     let endpoint = state.settings.endpoint(endpoint_path);

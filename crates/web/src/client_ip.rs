@@ -21,17 +21,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, settings: &Settings) -> Option<String> {
     let peer = peer?.ip();
     let trusted = settings.trusted_proxy_ips();
-    Some(from_chain(headers, peer, &trusted).to_string())
+    let rfc7239 = settings.trusted_proxy_header.eq_ignore_ascii_case("forwarded");
+    Some(from_chain(headers, peer, &trusted, rfc7239).to_string())
 }
 
-fn from_chain(headers: &HeaderMap, peer: IpAddr, trusted: &[IpAddr]) -> IpAddr {
+fn from_chain(headers: &HeaderMap, peer: IpAddr, trusted: &[IpAddr], rfc7239: bool) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;
     }
-    // X-Forwarded-For when present, else RFC 7239 `Forwarded: for=…`.
-    let hops = match headers.contains_key("x-forwarded-for") {
-        true => hops(headers, "x-forwarded-for", |part| part.trim().parse::<IpAddr>().ok()),
-        false => hops(headers, "forwarded", forwarded_for),
+    // Only the header the proxies are configured to write: the other one may be the client's.
+    let hops = match rfc7239 {
+        false => hops(headers, "x-forwarded-for", |part| part.trim().parse::<IpAddr>().ok()),
+        true => hops(headers, "forwarded", forwarded_for),
     };
     // A malformed chain cannot be trusted past this proxy.
     let Some(hops) = hops else { return peer };
@@ -117,7 +118,11 @@ mod tests {
 
     #[test]
     fn rfc7239_forwarded_is_read_from_a_trusted_proxy_only() {
-        let s = settings(&["10.0.0.1"]);
+        let s = Settings { trusted_proxy_header: "forwarded".into(), ..settings(&["10.0.0.1"]) };
+        // The header the proxies do not write is the client's: ignored.
+        assert_eq!(client_ip(&xff("203.0.113.9"), peer("10.0.0.1"), &s).as_deref(), Some("10.0.0.1"));
+        let default = settings(&["10.0.0.1"]);
+        assert_eq!(client_ip(&forwarded("for=203.0.113.9"), peer("10.0.0.1"), &default).as_deref(), Some("10.0.0.1"));
         let h = forwarded("for=1.2.3.4, for=203.0.113.9;proto=https");
         assert_eq!(client_ip(&h, peer("10.0.0.1"), &s).as_deref(), Some("203.0.113.9"));
         assert_eq!(client_ip(&h, peer("198.51.100.1"), &s).as_deref(), Some("198.51.100.1"));

@@ -7,6 +7,7 @@
 use latchkey_core::model::Client;
 use latchkey_storage::{Store, StoreResult};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,11 +17,14 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct ClientCache {
     ttl: Duration,
     map: RwLock<HashMap<String, (Instant, Arc<Client>)>>,
+    /// Bumped by every [`ClientCache::forget`]: a read that started before a change must not
+    /// put the old registration back.
+    generation: AtomicU64,
 }
 
 impl ClientCache {
     pub fn new(ttl_ms: u64) -> Self {
-        Self { ttl: Duration::from_millis(ttl_ms), map: RwLock::new(HashMap::new()) }
+        Self { ttl: Duration::from_millis(ttl_ms), map: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) }
     }
 
     /// The client, from the cache while fresh, else from the store.
@@ -33,20 +37,26 @@ impl ClientCache {
         {
             return Ok(Some(c.clone()));
         }
+        // The entry's age counts from before the read, and a change forgotten meanwhile wins.
+        let (read_at, generation) = (Instant::now(), self.generation.load(Ordering::Acquire));
         let Some(c) = store.get_client(client_id).await?.map(Arc::new) else {
-            self.forget(client_id);
+            self.map.write().unwrap_or_else(|p| p.into_inner()).remove(client_id);
             return Ok(None);
         };
         let mut m = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_ENTRIES {
-            m.clear();
+        if self.generation.load(Ordering::Acquire) == generation {
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+            m.insert(client_id.to_owned(), (read_at, c.clone()));
         }
-        m.insert(client_id.to_owned(), (Instant::now(), c.clone()));
         Ok(Some(c))
     }
 
     /// Drop a client changed or deleted through this instance.
     pub fn forget(&self, client_id: &str) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(client_id);
+        let mut m = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        m.remove(client_id);
     }
 }

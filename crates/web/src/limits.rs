@@ -147,6 +147,23 @@ impl Limiter {
         let _ = self.apply(limits, kind, subject, now, true);
     }
 
+    /// Take back one event counted by [`Limiter::hit`] in this window: an attempt counted up
+    /// front (so concurrent attempts cannot all pass the check) that turned out not to count.
+    pub fn refund(&self, limits: &Limits, kind: Kind, subject: &str, now: UnixTime) {
+        if !limits.enabled {
+            return;
+        }
+        let window = Self::window_start(now, limits.window);
+        let key = format!("{}:{subject}", kind.prefix());
+        if let Some(mut shard) = self.shard(&key)
+            && let Some(c) = shard.map.get_mut(&key)
+            && c.window == window
+            && c.local > 0
+        {
+            c.local -= 1;
+        }
+    }
+
     fn apply(&self, limits: &Limits, kind: Kind, subject: &str, now: UnixTime, add: bool) -> Result<(), Wait> {
         if !limits.enabled {
             return Ok(());
@@ -199,32 +216,37 @@ impl Limiter {
         if pending.is_empty() {
             return Ok(());
         }
-        let totals = store.add_rate_counts(&pending).await?;
-        for ((key, w, _), total) in pending.into_iter().zip(totals) {
-            if let Some(mut m) = self.shard(&key)
-                && let Some(c) = m.map.get_mut(&key)
-                && c.window == w
-            {
-                c.shared = c.shared.max(total);
+        // One order on every instance: concurrent syncs lock the same rows in the same order
+        // and wait for each other instead of deadlocking.
+        pending.sort_unstable();
+        match store.add_rate_counts(&pending).await {
+            Ok(totals) => {
+                for ((key, w, _), total) in pending.into_iter().zip(totals) {
+                    self.with(&key, w, |c| c.shared = c.shared.max(total));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Not shared: the counts stay local, to be shared at the next sync.
+                for (key, w, delta) in pending {
+                    self.with(&key, w, |c| {
+                        c.shared -= delta;
+                        c.local += delta;
+                    });
+                }
+                Err(e)
             }
         }
-        Ok(())
     }
-}
 
-/// How long (account, source) must still wait before another sign-in attempt, if at all.
-pub async fn login_wait(
-    store: &dyn Store,
-    limits: &Limits,
-    account: &str,
-    source: &str,
-    now: UnixTime,
-) -> latchkey_storage::StoreResult<Option<Wait>> {
-    if !limits.enabled {
-        return Ok(None);
+    fn with(&self, key: &str, window: i64, f: impl FnOnce(&mut Counter)) {
+        if let Some(mut m) = self.shard(key)
+            && let Some(c) = m.map.get_mut(key)
+            && c.window == window
+        {
+            f(c);
+        }
     }
-    let until = store.login_blocked_until(&account.to_lowercase(), source, now).await?;
-    Ok(until.map(|u| Wait((u - now).max(1))))
 }
 
 /// The wait after `failures` failed sign-ins: none for the first `login_free_failures`, then
@@ -238,26 +260,34 @@ pub fn backoff(limits: &Limits, failures: i64) -> Option<i64> {
     Some(limits.login_backoff_base.saturating_mul(1i64 << shift).min(limits.login_backoff_max))
 }
 
-/// Record a failed sign-in of `account` from `source`; returns the wait it now imposes.
-pub async fn login_failed(
+/// Admit or refuse a sign-in attempt of `account` from `source` before its password is
+/// checked. The attempt is counted as a failure at once (a success clears it), so concurrent
+/// attempts cannot all slip past the check: past the free failures, each attempt must set the
+/// next wait itself, atomically, and concurrent ones that find the wait set are refused.
+pub async fn login_attempt(
     store: &dyn Store,
     limits: &Limits,
     account: &str,
     source: &str,
     now: UnixTime,
-) -> latchkey_storage::StoreResult<Option<Wait>> {
+) -> latchkey_storage::StoreResult<Result<(), Wait>> {
     if !limits.enabled || account.is_empty() {
-        return Ok(None);
+        return Ok(Ok(()));
     }
     let account = account.to_lowercase();
-    let failures = store.record_login_failure(&account, source, now, now - limits.login_failure_memory).await?;
-    match backoff(limits, failures) {
-        Some(secs) => {
-            store.block_login(&account, source, now + secs).await?;
-            Ok(Some(Wait(secs)))
-        }
-        None => Ok(None),
+    let (attempts, blocked_until) =
+        store.count_login_attempt(&account, source, now, now - limits.login_failure_memory).await?;
+    if blocked_until > now {
+        store.uncount_login_attempt(&account, source).await?;
+        return Ok(Err(Wait(blocked_until - now)));
     }
+    if let Some(secs) = backoff(limits, attempts)
+        && !store.block_login(&account, source, now + secs, now).await?
+    {
+        store.uncount_login_attempt(&account, source).await?;
+        return Ok(Err(Wait(secs)));
+    }
+    Ok(Ok(()))
 }
 
 /// A successful sign-in forgets the failures of (account, source).
