@@ -211,6 +211,33 @@ async fn parallel_guesses_past_the_free_failures_get_one_attempt_per_wait() {
 }
 
 #[tokio::test]
+async fn parallel_correct_sign_ins_of_one_account_from_one_source_all_succeed() {
+    // A shared account behind one address (or a load test) is not a guessing burst.
+    let srv = TestServer::start().await;
+    srv.add_user("erin").await;
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    let mut ready = Vec::new();
+    for _ in 0..12 {
+        let b = srv.browser();
+        let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
+        let Landing::Page(200, _, page) = b.navigate(&url).await else { panic!("no login page") };
+        let form = vec![
+            ("interaction", hidden(&page, "interaction").unwrap()),
+            ("csrf", hidden(&page, "csrf").unwrap()),
+            ("username", "erin".to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ];
+        ready.push((b, form));
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for (b, form) in ready {
+        let url = srv.url("/login");
+        burst.spawn(async move { b.http.post(url).form(&form).send().await.unwrap().status().as_u16() });
+    }
+    assert_eq!(burst.join_all().await, vec![303; 12]);
+}
+
+#[tokio::test]
 async fn many_failed_sign_ins_from_one_ip_stop_that_ip_whatever_the_accounts() {
     let srv = TestServer::start_with(|s| s.limits.login_failures_per_ip = 3).await;
     srv.add_user("carol").await;

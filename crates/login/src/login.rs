@@ -67,43 +67,62 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     let source = ip.as_deref().map(limits::ip_subject).unwrap_or_default();
 
     // Abuse limits, before any password is checked: failed sign-ins from this IP (credential
-    // stuffing), then the backoff of this account from this source (guessing one password).
-    // The attempt is counted before the check (a success clears it), so parallel attempts cannot
-    // all pass. Refusals are logged, not audited: the audit log records each failure and its
-    // backoff, and a refused flood must cost no write.
+    // stuffing), then, once a verification slot is held (so attempts arriving together are
+    // checked a few at a time and each sees the failures before it), the backoff of this
+    // account from this source. Refusals are logged, not audited: the audit log records every
+    // failure, and a refused flood must cost no write.
     let now = state.now();
     let lim = &state.settings.limits;
-    let waiting = match state.limiter.check(lim, Kind::LoginFailures, &source, now) {
-        Err(w) => Some((w, "login_failures_per_ip")),
-        Ok(()) => match limits::login_attempt(state.store.as_ref(), lim, &username, &source, now).await {
-            Ok(r) => r.err().map(|w| (w, "account_backoff")),
-            Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
-        },
-    };
-    if let Some((wait, why)) = waiting {
-        tracing::info!(client_id = %p.client.client_id, limit = why, retry_after = wait.0, "sign-in refused by a rate limit");
-        let (csrf, set) = csrf_token(&state.settings, &form.headers);
-        let message = format!("Too many sign-in attempts. Please wait {} and try again.", describe_wait(wait.0));
-        let view = LoginView {
-            lang: LANG,
-            client_name: &p.client.name,
-            interaction: &p.raw,
-            csrf: &csrf,
-            username: &username,
-            error: Some(&message),
-        };
-        let mut r = common::with_cookie(html(StatusCode::TOO_MANY_REQUESTS, &view), set);
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.0));
-        return r;
-    }
-
     let user = match state.store.get_user_by_username(&username).await {
         Ok(u) => u,
         Err(e) => return ErrorPage::new(latchkey_core::OAuthError::server_error(e)).into_response(),
     };
     // An unknown user is checked against a dummy hash: both failures cost the same.
     let empty_password = password.is_empty();
-    let ok = !empty_password && state.passwords.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await;
+    let verified = match state.limiter.check(lim, Kind::LoginFailures, &source, now) {
+        Err(w) => Err((w, "login_failures_per_ip")),
+        Ok(()) if empty_password => Ok(false),
+        Ok(()) => {
+            let store = state.store.as_ref();
+            let gate = async {
+                match limits::login_gate(store, lim, &username, &source, now).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(w)) => Err(Some(w)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading sign-in failures failed");
+                        Err(None)
+                    }
+                }
+            };
+            match state.passwords.verify_gated(user.as_ref().map(|u| u.password_hash.as_str()), password, gate).await {
+                Ok(ok) => Ok(ok),
+                Err(Some(w)) => Err((w, "account_backoff")),
+                Err(None) => {
+                    return ErrorPage::new(latchkey_core::OAuthError::server_error("sign-in limits unavailable"))
+                        .into_response();
+                }
+            }
+        }
+    };
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err((wait, why)) => {
+            tracing::info!(client_id = %p.client.client_id, limit = why, retry_after = wait.0, "sign-in refused by a rate limit");
+            let (csrf, set) = csrf_token(&state.settings, &form.headers);
+            let message = format!("Too many sign-in attempts. Please wait {} and try again.", describe_wait(wait.0));
+            let view = LoginView {
+                lang: LANG,
+                client_name: &p.client.name,
+                interaction: &p.raw,
+                csrf: &csrf,
+                username: &username,
+                error: Some(&message),
+            };
+            let mut r = common::with_cookie(html(StatusCode::TOO_MANY_REQUESTS, &view), set);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.0));
+            return r;
+        }
+    };
     let user = match (ok, user) {
         (true, Some(u)) => u,
         (_, found) => {
@@ -115,6 +134,9 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
                 Some(_) => "bad_password",
             };
             state.limiter.count(lim, Kind::LoginFailures, &source, now);
+            if let Err(e) = limits::login_failed(state.store.as_ref(), lim, &username, &source, now).await {
+                tracing::error!(error = %e, "recording a failed sign-in failed");
+            }
             let detail = serde_json::json!({"user": username, "reason": reason, "source": source});
             let actor = found.as_ref().map(|u| u.id.as_str());
             latchkey_web::audit::record(&state, "login.failed", actor, Some(&p.client.client_id), ip, detail).await;

@@ -165,18 +165,17 @@ impl<
 /// instance on one database.
 #[async_trait]
 pub trait LimitStore: Send + Sync {
-    /// Count a sign-in attempt of (account, source) before its password is checked, and return
-    /// the attempts counted so far and until when the pair was already made to wait. A count
-    /// last touched before `forget_before` starts again at one.
-    async fn count_login_attempt(
+    /// (failures, blocked_until) of (account, source); failures last touched before
+    /// `forget_before` count as none.
+    async fn login_state(&self, account: &str, source: &str, forget_before: UnixTime) -> StoreResult<(i64, UnixTime)>;
+    /// Count a failed sign-in; a count last touched before `forget_before` starts again at one.
+    async fn record_login_failure(
         &self,
         account: &str,
         source: &str,
         now: UnixTime,
         forget_before: UnixTime,
-    ) -> StoreResult<(i64, UnixTime)>;
-    /// Take back an attempt counted but refused before its password was checked.
-    async fn uncount_login_attempt(&self, account: &str, source: &str) -> StoreResult<()>;
+    ) -> StoreResult<()>;
     /// Make (account, source) wait until `until`, unless it already waits past `now` (another
     /// attempt got there first): true when this call set the wait.
     async fn block_login(&self, account: &str, source: &str, until: UnixTime, now: UnixTime) -> StoreResult<bool>;

@@ -596,12 +596,11 @@ pub(crate) const DELETE_USER_SESSIONS_RETURNING: &str = "DELETE FROM sessions WH
 pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
 
 /// Housekeeping statements: each deletes at most `$2` expired rows.
-pub(crate) const LOGIN_ATTEMPT: &str = "INSERT INTO login_throttle (account, source, failures, blocked_until, updated_at) \
+pub(crate) const LOGIN_STATE: &str = "SELECT CASE WHEN updated_at < $3 THEN 0 ELSE failures END, blocked_until \
+     FROM login_throttle WHERE account = $1 AND source = $2";
+pub(crate) const LOGIN_FAILURE: &str = "INSERT INTO login_throttle (account, source, failures, blocked_until, updated_at) \
      VALUES ($1, $2, 1, 0, $3) ON CONFLICT (account, source) DO UPDATE SET \
-     failures = CASE WHEN login_throttle.updated_at < $4 THEN 1 ELSE login_throttle.failures + 1 END, updated_at = $3 \
-     RETURNING failures, blocked_until";
-pub(crate) const LOGIN_UNCOUNT: &str =
-    "UPDATE login_throttle SET failures = failures - 1 WHERE account = $1 AND source = $2 AND failures > 0";
+     failures = CASE WHEN login_throttle.updated_at < $4 THEN 1 ELSE login_throttle.failures + 1 END, updated_at = $3";
 pub(crate) const LOGIN_BLOCK: &str =
     "UPDATE login_throttle SET blocked_until = $3 WHERE account = $1 AND source = $2 AND blocked_until <= $4";
 pub(crate) const LOGIN_CLEAR: &str = "DELETE FROM login_throttle WHERE account = $1 AND source = $2";
@@ -1599,24 +1598,35 @@ macro_rules! impl_store {
 
         #[async_trait::async_trait]
         impl $crate::LimitStore for $ty {
-            async fn count_login_attempt(
+            async fn login_state(
+                &self,
+                account: &str,
+                source: &str,
+                forget_before: latchkey_core::UnixTime,
+            ) -> $crate::StoreResult<(i64, latchkey_core::UnixTime)> {
+                let row: Option<(i64, i64)> = sqlx::query_as($crate::sql::LOGIN_STATE)
+                    .bind(account)
+                    .bind(source)
+                    .bind(forget_before)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.unwrap_or((0, 0)))
+            }
+
+            async fn record_login_failure(
                 &self,
                 account: &str,
                 source: &str,
                 now: latchkey_core::UnixTime,
                 forget_before: latchkey_core::UnixTime,
-            ) -> $crate::StoreResult<(i64, latchkey_core::UnixTime)> {
-                Ok(sqlx::query_as($crate::sql::LOGIN_ATTEMPT)
+            ) -> $crate::StoreResult<()> {
+                sqlx::query($crate::sql::LOGIN_FAILURE)
                     .bind(account)
                     .bind(source)
                     .bind(now)
                     .bind(forget_before)
-                    .fetch_one(&self.writer)
-                    .await?)
-            }
-
-            async fn uncount_login_attempt(&self, account: &str, source: &str) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::LOGIN_UNCOUNT).bind(account).bind(source).execute(&self.writer).await?;
+                    .execute(&self.writer)
+                    .await?;
                 Ok(())
             }
 

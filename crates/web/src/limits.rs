@@ -260,11 +260,11 @@ pub fn backoff(limits: &Limits, failures: i64) -> Option<i64> {
     Some(limits.login_backoff_base.saturating_mul(1i64 << shift).min(limits.login_backoff_max))
 }
 
-/// Admit or refuse a sign-in attempt of `account` from `source` before its password is
-/// checked. The attempt is counted as a failure at once (a success clears it), so concurrent
-/// attempts cannot all slip past the check: past the free failures, each attempt must set the
-/// next wait itself, atomically, and concurrent ones that find the wait set are refused.
-pub async fn login_attempt(
+/// Admit or refuse a sign-in attempt of `account` from `source`, just before its password is
+/// checked (the caller holds an argon2 slot, so attempts are checked a few at a time and each
+/// sees the failures recorded before it). Past the free failures an attempt must set the next
+/// wait itself, atomically: of parallel attempts only one gets through per wait.
+pub async fn login_gate(
     store: &dyn Store,
     limits: &Limits,
     account: &str,
@@ -275,19 +275,30 @@ pub async fn login_attempt(
         return Ok(Ok(()));
     }
     let account = account.to_lowercase();
-    let (attempts, blocked_until) =
-        store.count_login_attempt(&account, source, now, now - limits.login_failure_memory).await?;
+    let (failures, blocked_until) = store.login_state(&account, source, now - limits.login_failure_memory).await?;
     if blocked_until > now {
-        store.uncount_login_attempt(&account, source).await?;
         return Ok(Err(Wait(blocked_until - now)));
     }
-    if let Some(secs) = backoff(limits, attempts)
+    if let Some(secs) = backoff(limits, failures + 1)
         && !store.block_login(&account, source, now + secs, now).await?
     {
-        store.uncount_login_attempt(&account, source).await?;
         return Ok(Err(Wait(secs)));
     }
     Ok(Ok(()))
+}
+
+/// Record a failed sign-in of `account` from `source`.
+pub async fn login_failed(
+    store: &dyn Store,
+    limits: &Limits,
+    account: &str,
+    source: &str,
+    now: UnixTime,
+) -> latchkey_storage::StoreResult<()> {
+    if !limits.enabled || account.is_empty() {
+        return Ok(());
+    }
+    store.record_login_failure(&account.to_lowercase(), source, now, now - limits.login_failure_memory).await
 }
 
 /// A successful sign-in forgets the failures of (account, source).

@@ -62,7 +62,24 @@ impl Passwords {
     /// Verify `password` against `phc`, or against a dummy hash when there is no user, so an
     /// unknown username costs the same as a wrong password. Any malformed hash is a mismatch.
     pub async fn verify(&self, phc: Option<&str>, password: String) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else { return false };
+        matches!(self.verify_gated(phc, password, async { Ok::<(), ()>(()) }).await, Ok(true))
+    }
+
+    /// Like [`Passwords::verify`], but `gate` runs first, once a verification slot is held, and
+    /// may refuse: checks that must see the outcome of the attempts before (abuse limits) then
+    /// run a few at a time however many attempts arrive at once.
+    pub async fn verify_gated<E>(
+        &self,
+        phc: Option<&str>,
+        password: String,
+        gate: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<bool, E> {
+        let Ok(_permit) = self.permits.acquire().await else { return Ok(false) };
+        gate.await?;
+        Ok(self.verify_held(phc, password).await)
+    }
+
+    async fn verify_held(&self, phc: Option<&str>, password: String) -> bool {
         let known = phc.is_some();
         let phc = phc.map(str::to_owned).unwrap_or_else(|| self.dummy.as_str().to_owned());
         let pw = zeroize::Zeroizing::new(password);
