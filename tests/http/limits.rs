@@ -126,6 +126,36 @@ async fn attempt(
     (status, wait, r.text().await.unwrap())
 }
 
+/// `n` sign-in forms for `user`/`password`, each in its own browser, submitted at once;
+/// returns the statuses.
+async fn burst(
+    srv: &TestServer,
+    c: &crate::support::RegisteredClient,
+    user: &str,
+    password: &str,
+    n: usize,
+) -> Vec<u16> {
+    let mut ready = Vec::new();
+    for _ in 0..n {
+        let b = srv.browser();
+        let (url, ..) = authorize_url(&srv.base, c, "openid", &[]);
+        let Landing::Page(200, _, page) = b.navigate(&url).await else { panic!("no login page") };
+        let form = vec![
+            ("interaction", hidden(&page, "interaction").unwrap()),
+            ("csrf", hidden(&page, "csrf").unwrap()),
+            ("username", user.to_owned()),
+            ("password", password.to_owned()),
+        ];
+        ready.push((b, form));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (b, form) in ready {
+        let url = srv.url("/login");
+        set.spawn(async move { b.http.post(url).form(&form).send().await.unwrap().status().as_u16() });
+    }
+    set.join_all().await
+}
+
 #[tokio::test]
 async fn repeated_wrong_passwords_make_that_account_wait_from_that_source_only() {
     let srv = TestServer::start_with(|s| {
@@ -187,25 +217,7 @@ async fn parallel_guesses_past_the_free_failures_get_one_attempt_per_wait() {
     }
     // A burst of guesses at once: the check and the count are one step, so exactly one is
     // checked and the rest wait.
-    let mut ready = Vec::new();
-    for _ in 0..8 {
-        let b = srv.browser();
-        let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
-        let Landing::Page(200, _, page) = b.navigate(&url).await else { panic!("no login page") };
-        let form = vec![
-            ("interaction", hidden(&page, "interaction").unwrap()),
-            ("csrf", hidden(&page, "csrf").unwrap()),
-            ("username", "dave".to_owned()),
-            ("password", "guess".to_owned()),
-        ];
-        ready.push((b, form));
-    }
-    let mut burst = tokio::task::JoinSet::new();
-    for (b, form) in ready {
-        let url = srv.url("/login");
-        burst.spawn(async move { b.http.post(url).form(&form).send().await.unwrap().status().as_u16() });
-    }
-    let statuses: Vec<u16> = burst.join_all().await;
+    let statuses = burst(&srv, &c, "dave", "guess", 8).await;
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
 }
@@ -216,25 +228,7 @@ async fn parallel_correct_sign_ins_of_one_account_from_one_source_all_succeed() 
     let srv = TestServer::start().await;
     srv.add_user("erin").await;
     let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
-    let mut ready = Vec::new();
-    for _ in 0..12 {
-        let b = srv.browser();
-        let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
-        let Landing::Page(200, _, page) = b.navigate(&url).await else { panic!("no login page") };
-        let form = vec![
-            ("interaction", hidden(&page, "interaction").unwrap()),
-            ("csrf", hidden(&page, "csrf").unwrap()),
-            ("username", "erin".to_owned()),
-            ("password", PASSWORD.to_owned()),
-        ];
-        ready.push((b, form));
-    }
-    let mut burst = tokio::task::JoinSet::new();
-    for (b, form) in ready {
-        let url = srv.url("/login");
-        burst.spawn(async move { b.http.post(url).form(&form).send().await.unwrap().status().as_u16() });
-    }
-    assert_eq!(burst.join_all().await, vec![303; 12]);
+    assert_eq!(burst(&srv, &c, "erin", PASSWORD, 12).await, vec![303; 12]);
 }
 
 #[tokio::test]

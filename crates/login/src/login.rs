@@ -36,17 +36,22 @@ pub async fn show(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (csrf, set) = csrf_token(&state.settings, &headers);
     let hint = p.record.request.login_hint.clone().unwrap_or_default();
-    let view = LoginView {
-        lang: LANG,
-        client_name: &p.client.name,
-        interaction: &p.raw,
-        csrf: &csrf,
-        username: &hint,
-        error: None,
-    };
-    common::with_cookie(html(StatusCode::OK, &view), set)
+    form_page(&state, &headers, &p, &hint, None, StatusCode::OK)
+}
+
+/// The login form (again), with a fresh CSRF token, the username kept and an error if any.
+fn form_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &common::Pending,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (csrf, set) = csrf_token(&state.settings, headers);
+    let view = LoginView { lang: LANG, client_name: &p.client.name, interaction: &p.raw, csrf: &csrf, username, error };
+    common::with_cookie(html(status, &view), set)
 }
 
 pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response {
@@ -108,17 +113,9 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         Ok(ok) => ok,
         Err((wait, why)) => {
             tracing::info!(client_id = %p.client.client_id, limit = why, retry_after = wait.0, "sign-in refused by a rate limit");
-            let (csrf, set) = csrf_token(&state.settings, &form.headers);
             let message = format!("Too many sign-in attempts. Please wait {} and try again.", describe_wait(wait.0));
-            let view = LoginView {
-                lang: LANG,
-                client_name: &p.client.name,
-                interaction: &p.raw,
-                csrf: &csrf,
-                username: &username,
-                error: Some(&message),
-            };
-            let mut r = common::with_cookie(html(StatusCode::TOO_MANY_REQUESTS, &view), set);
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut r = form_page(&state, &form.headers, &p, &username, Some(&message), status);
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.0));
             return r;
         }
@@ -140,16 +137,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
             let detail = serde_json::json!({"user": username, "reason": reason, "source": source});
             let actor = found.as_ref().map(|u| u.id.as_str());
             latchkey_web::audit::record(&state, "login.failed", actor, Some(&p.client.client_id), ip, detail).await;
-            let (csrf, set) = csrf_token(&state.settings, &form.headers);
-            let view = LoginView {
-                lang: LANG,
-                client_name: &p.client.name,
-                interaction: &p.raw,
-                csrf: &csrf,
-                username: &username,
-                error: Some(BAD_LOGIN),
-            };
-            return common::with_cookie(html(StatusCode::OK, &view), set);
+            return form_page(&state, &form.headers, &p, &username, Some(BAD_LOGIN), StatusCode::OK);
         }
     };
 
