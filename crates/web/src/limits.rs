@@ -29,7 +29,7 @@ pub enum Kind {
     IpRequests,
     /// Failed client authentications per IP.
     ClientAuthFailures,
-    /// Registration requests per IP.
+    /// Clients registered dynamically per IP.
     Registrations,
     /// Failed sign-ins per IP.
     LoginFailures,
@@ -145,23 +145,6 @@ impl Limiter {
     /// Count one event for `subject` (a failure, counted after the fact).
     pub fn count(&self, limits: &Limits, kind: Kind, subject: &str, now: UnixTime) {
         let _ = self.apply(limits, kind, subject, now, true);
-    }
-
-    /// Take back one event counted by [`Limiter::hit`] in this window: an attempt counted up
-    /// front (so concurrent attempts cannot all pass the check) that turned out not to count.
-    pub fn refund(&self, limits: &Limits, kind: Kind, subject: &str, now: UnixTime) {
-        if !limits.enabled {
-            return;
-        }
-        let window = Self::window_start(now, limits.window);
-        let key = format!("{}:{subject}", kind.prefix());
-        if let Some(mut shard) = self.shard(&key)
-            && let Some(c) = shard.map.get_mut(&key)
-            && c.window == window
-            && c.local > 0
-        {
-            c.local -= 1;
-        }
     }
 
     fn apply(&self, limits: &Limits, kind: Kind, subject: &str, now: UnixTime, add: bool) -> Result<(), Wait> {
