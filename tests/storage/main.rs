@@ -15,6 +15,7 @@ mod support;
 mod audit;
 mod clients;
 mod directory;
+mod grants;
 mod health;
 mod keys;
 mod migrations;

@@ -59,6 +59,15 @@ struct Args {
     #[arg(long, value_name = "SCENARIO", default_value = "cc-opaque",
           value_parser = PossibleValuesParser::new(["cc-opaque", "cc-jwt-rs256", "cc-jwt-es256"]))]
     mixed_token: String,
+    /// Send this many requests per second (open loop, spread over the connections) instead of
+    /// as many as the server answers; latency then counts from when each request was due.
+    #[arg(long, value_name = "REQ_PER_S", conflicts_with = "half_peak")]
+    rate: Option<f64>,
+    /// Run each scenario twice: as fast as possible, then (on a fresh server) at half the rate
+    /// it reached, as the row "NAME @ 50%" (the latency targets are at half the peak rate).
+    /// Not for login and mixed.
+    #[arg(long)]
+    half_peak: bool,
     /// Threads of the load generator's runtime (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -129,7 +138,10 @@ async fn bench(args: Args) -> Result<bool> {
             _ => bail!("--server-env takes LATCHKEY_KEY=VALUE, not `{kv}`"),
         }
     }
-    let ctx = Ctx {
+    if args.rate.is_some_and(|r| !(r > 0.0 && r <= 10_000_000.0)) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let mut ctx = Ctx {
         bin,
         backend,
         server_env,
@@ -137,6 +149,7 @@ async fn bench(args: Args) -> Result<bool> {
         connections,
         warmup: Duration::from_secs_f64(warmup),
         duration: Duration::from_secs_f64(duration),
+        rate: args.rate,
     };
     let names: Vec<&str> = if args.scenarios.is_empty() {
         ALL.to_vec()
@@ -156,7 +169,30 @@ async fn bench(args: Args) -> Result<bool> {
     let mut failed: Vec<(String, String)> = Vec::new();
     for name in &names {
         eprintln!("latchkey-bench: {name} …");
-        match scenarios::run(name, &ctx).await {
+        let mut result = scenarios::run(name, &ctx).await;
+        if args.half_peak
+            && !matches!(*name, "login" | "mixed")
+            && let Ok(peak) = &result
+            && let Some(first) = peak.first()
+            && first.stats.rate() > 0.0
+        {
+            let half = first.stats.rate() / 2.0;
+            eprintln!("latchkey-bench: {name} at {half:.0} req/s (half its peak) …");
+            ctx.rate = Some(half);
+            let again = scenarios::run(name, &ctx).await;
+            ctx.rate = None;
+            result = match (result, again) {
+                (Ok(mut a), Ok(b)) => {
+                    a.extend(b.into_iter().map(|mut r| {
+                        r.stats.name = format!("{} @ 50%", r.stats.name);
+                        r
+                    }));
+                    Ok(a)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        match result {
             Ok(r) => {
                 for row in &r {
                     let s = &row.stats;

@@ -45,7 +45,15 @@ pub enum Job {
     /// Redeem the next pre-made code (the job ends when the pool is empty).
     Redeem { client: Arc<ClientCreds>, pool: Arc<CodePool> },
     /// Rotate this connection's own refresh token chain.
-    Refresh { client: Arc<ClientCreds>, user: Arc<UserCreds>, base: Arc<str>, jar: Jar, chain: Option<String> },
+    Refresh {
+        client: Arc<ClientCreds>,
+        user: Arc<UserCreds>,
+        base: Arc<str>,
+        jar: Jar,
+        chain: Option<String>,
+        /// `openid` (each rotation signs an RS256 ID token) or a scope without it.
+        scope: &'static str,
+    },
     /// Introspect an opaque access token.
     Introspect { client: Arc<ClientCreds>, token: Arc<str> },
     /// UserInfo with an access token (`bearer` is the whole header value).
@@ -79,7 +87,9 @@ impl Job {
                     flow::redeem(conn, client, code).await.and_then(|r| expect(&r, "code redemption", "id_token"))
                 }
             },
-            Job::Refresh { client, user, base, jar, chain } => refresh(conn, client, user, base, jar, chain).await,
+            Job::Refresh { client, user, base, jar, chain, scope } => {
+                refresh(conn, client, user, base, jar, chain, scope).await
+            }
             Job::Introspect { client, token } => conn
                 .post_form("/introspect", &[("token", token)], &[(AUTHORIZATION, client.basic.as_str())])
                 .await
@@ -104,10 +114,11 @@ async fn refresh(
     base: &str,
     jar: &mut Jar,
     chain: &mut Option<String>,
+    scope: &str,
 ) -> Result<()> {
     let current = match chain.take() {
         Some(t) => t,
-        None => start_chain(conn, client, user, base, jar).await?,
+        None => start_chain(conn, client, user, base, jar, scope).await?,
     };
     let r = flow::token(conn, client, &[("grant_type", "refresh_token"), ("refresh_token", &current)]).await?;
     if r.status != 200 {
@@ -124,8 +135,9 @@ pub async fn start_chain(
     user: &UserCreds,
     base: &str,
     jar: &mut Jar,
+    scope: &str,
 ) -> Result<String> {
-    let code = flow::obtain_code(conn, jar, base, client, user, "openid", &[]).await?;
+    let code = flow::obtain_code(conn, jar, base, client, user, scope, &[]).await?;
     let r = flow::redeem(conn, client, &code).await?;
     if r.status != 200 {
         return Err(r.unexpected("redeeming a code for a refresh token"));
@@ -188,10 +200,34 @@ fn histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| anyhow!("histogram: {e}"))
 }
 
-async fn drive(mut job: Job, mut conn: Conn, measure_from: Instant, until: Instant) -> Result<TaskStats> {
+/// Open loop: when this connection's next request is due.
+struct Pace {
+    next: Instant,
+    every: Duration,
+}
+
+async fn drive(
+    mut job: Job,
+    mut conn: Conn,
+    measure_from: Instant,
+    until: Instant,
+    mut pace: Option<Pace>,
+) -> Result<TaskStats> {
     let mut s = TaskStats { hist: histogram()?, errors: 0, first_error: None, last_done: None };
     loop {
-        let started = Instant::now();
+        let mut started = Instant::now();
+        if let Some(p) = &mut pace {
+            let due = p.next;
+            p.next += p.every;
+            if due > started {
+                tokio::time::sleep_until(due.into()).await;
+                started = Instant::now();
+            } else {
+                // Behind schedule: the wait since the request was due counts (no coordinated
+                // omission: a slow answer delays the requests behind it, and they show it).
+                started = due;
+            }
+        }
         if started >= until {
             break;
         }
@@ -222,21 +258,30 @@ async fn drive(mut job: Job, mut conn: Conn, measure_from: Instant, until: Insta
     Ok(s)
 }
 
-/// Run every lane's jobs at once: `warmup` unrecorded, then `duration` recorded.
+/// Run every lane's jobs at once: `warmup` unrecorded, then `duration` recorded. `rate`:
+/// requests per second for each lane, spread evenly over its connections (open loop); None:
+/// each connection sends its next request as soon as the last is answered (closed loop).
 pub async fn run_lanes(
     addr: SocketAddr,
     lanes: Vec<Lane>,
     warmup: Duration,
     duration: Duration,
+    rate: Option<f64>,
 ) -> Result<Vec<LaneStats>> {
-    let measure_from = Instant::now() + warmup;
+    let start = Instant::now();
+    let measure_from = start + warmup;
     let until = measure_from + duration;
     let mut running = Vec::new();
     for lane in lanes {
         let mut tasks = Vec::new();
-        for job in lane.jobs {
+        let n = lane.jobs.len().max(1);
+        // usize → f64: a handful of connections.
+        let every = rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(n as f64 / r));
+        for (i, job) in lane.jobs.into_iter().enumerate() {
             let conn = Conn::new(addr, REQUEST_TIMEOUT)?;
-            tasks.push(tokio::spawn(drive(job, conn, measure_from, until)));
+            // Connections start staggered, so requests arrive evenly rather than in bursts.
+            let pace = every.map(|e| Pace { next: start + e.mul_f64(i as f64 / n as f64), every: e });
+            tasks.push(tokio::spawn(drive(job, conn, measure_from, until, pace)));
         }
         running.push((lane.name, tasks));
     }

@@ -22,6 +22,7 @@ pub const ALL: &[&str] = &[
     "cc-jwt-es256",
     "code-redemption",
     "refresh",
+    "refresh-no-id-token",
     "introspection",
     "userinfo",
     "login",
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
+    /// `--rate`: requests per second (open loop); None: as fast as the server answers.
+    pub rate: Option<f64>,
 }
 
 /// One line of the table.
@@ -81,7 +84,7 @@ fn lane(name: &str, jobs: impl Iterator<Item = Job>) -> Lane {
 
 async fn timed(srv: &Server, ctx: &Ctx, lanes: Vec<Lane>) -> Result<Vec<LaneStats>> {
     srv.reset_peak_rss();
-    run::run_lanes(srv.addr, lanes, ctx.warmup, ctx.duration).await
+    run::run_lanes(srv.addr, lanes, ctx.warmup, ctx.duration, ctx.rate).await
 }
 
 async fn lanes_of(name: &str, srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>> {
@@ -96,7 +99,8 @@ async fn lanes_of(name: &str, srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>>
             timed(srv, ctx, vec![lane(name, (0..n).map(|_| Job::ClientCredentials { client: client.clone() }))]).await
         }
         "code-redemption" => code_redemption(srv, ctx).await,
-        "refresh" => refresh(srv, ctx).await,
+        "refresh" => refresh(srv, ctx, "openid").await,
+        "refresh-no-id-token" => refresh(srv, ctx, "profile").await,
         "introspection" | "userinfo" => {
             let client = Arc::new(srv.add_client("bench rp", &["--skip-consent"]).await?);
             let user = srv.add_user("bench").await?;
@@ -263,12 +267,12 @@ async fn code_redemption(srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>> {
     progress(&format!("code-redemption: making {calibration} codes through /authorize for the warm-up"));
     let pool = Arc::new(CodePool::new(make_codes(srv, &client, &user, calibration, n).await?));
     let jobs = (0..n).map(|_| Job::Redeem { client: client.clone(), pool: pool.clone() });
-    let warm = run::run_lanes(srv.addr, vec![lane("warm-up", jobs)], Duration::ZERO, ctx.warmup).await?;
+    let warm = run::run_lanes(srv.addr, vec![lane("warm-up", jobs)], Duration::ZERO, ctx.warmup, None).await?;
     let warm = warm.into_iter().next().context("no warm-up result")?;
     if warm.errors > 0 {
         bail!("{} errors while redeeming warm-up codes: {}", warm.errors, warm.first_error.unwrap_or_default());
     }
-    let rate = warm.rate().max(100.0);
+    let rate = ctx.rate.unwrap_or(warm.rate()).max(100.0);
     let wanted = rate * ctx.duration.as_secs_f64() * 1.3;
     // f64 → usize: a positive count far below usize::MAX.
     let count = (wanted as usize).clamp(n * 4, MAX_CODES);
@@ -276,7 +280,8 @@ async fn code_redemption(srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>> {
     let pool = Arc::new(CodePool::new(make_codes(srv, &client, &user, count, n).await?));
     let jobs = (0..n).map(|_| Job::Redeem { client: client.clone(), pool: pool.clone() });
     srv.reset_peak_rss();
-    let stats = run::run_lanes(srv.addr, vec![lane("code-redemption", jobs)], Duration::ZERO, ctx.duration).await?;
+    let stats =
+        run::run_lanes(srv.addr, vec![lane("code-redemption", jobs)], Duration::ZERO, ctx.duration, ctx.rate).await?;
     if let Some(s) = stats.first()
         && s.requests() as usize >= pool.len()
     {
@@ -287,9 +292,9 @@ async fn code_redemption(srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>> {
 
 /// Every connection follows its own refresh token chain, started from its own code (one
 /// sign-in, whose session then answers every connection's authorization request): each call
-/// rotates the token and returns the next one (with an RS256 ID token, as the grant has
-/// `openid`).
-async fn refresh(srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>> {
+/// rotates the token and returns the next one: with an RS256 ID token when `scope` is
+/// `openid`, with an access and a refresh token only otherwise.
+async fn refresh(srv: &Server, ctx: &Ctx, scope: &'static str) -> Result<Vec<LaneStats>> {
     let client = Arc::new(
         srv.add_client("bench first-party rp", &["--skip-consent", "--refresh-without-offline-access"]).await?,
     );
@@ -302,13 +307,14 @@ async fn refresh(srv: &Server, ctx: &Ctx) -> Result<Vec<LaneStats>> {
         let mut conn = Conn::new(srv.addr, REQUEST_TIMEOUT)?;
         let mut jar = session.clone();
         tasks.push(tokio::spawn(async move {
-            let first = run::start_chain(&mut conn, &client, &user, &base, &mut jar).await?;
-            Ok::<_, anyhow::Error>(Job::Refresh { client, user, base, jar, chain: Some(first) })
+            let first = run::start_chain(&mut conn, &client, &user, &base, &mut jar, scope).await?;
+            Ok::<_, anyhow::Error>(Job::Refresh { client, user, base, jar, chain: Some(first), scope })
         }));
     }
     let mut jobs = Vec::new();
     for t in tasks {
         jobs.push(t.await.context("a refresh set-up task failed")??);
     }
-    timed(srv, ctx, vec![Lane { name: "refresh".into(), jobs }]).await
+    let name = if scope == "openid" { "refresh" } else { "refresh-no-id-token" };
+    timed(srv, ctx, vec![Lane { name: name.into(), jobs }]).await
 }

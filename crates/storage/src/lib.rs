@@ -5,6 +5,7 @@
 //! The store never sees a raw secret: it takes [`TokenHash`]es, argon2id PHC strings and
 //! private keys already encrypted by the signer.
 
+mod fast;
 pub mod postgres;
 mod records;
 mod sql;
@@ -27,6 +28,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Engine(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -203,13 +208,13 @@ pub trait FlowStore: Send + Sync {
 }
 
 /// The token endpoint's checks on a claimed code, run inside the redemption transaction.
-pub type CodeDecision<'a> =
-    dyn for<'r> Fn(&'r RedeemedCode) -> Result<TokensToStore, latchkey_core::OAuthError> + Send + Sync + 'a;
+/// It owns what it needs: on SQLite it runs on the writer thread, in a batch with other requests'.
+pub type CodeDecision = dyn for<'r> FnOnce(&'r RedeemedCode) -> Result<TokensToStore, latchkey_core::OAuthError> + Send;
 
 /// The refresh grant's checks on a claimed refresh token (its grant and scope), run inside the
 /// rotation transaction; returns the tokens to store.
-pub type RefreshDecision<'a> =
-    dyn for<'r> Fn(&'r GrantRecord, &'r str) -> Result<TokensToStore, latchkey_core::OAuthError> + Send + Sync + 'a;
+pub type RefreshDecision =
+    dyn for<'r> FnOnce(&'r GrantRecord, &'r str) -> Result<TokensToStore, latchkey_core::OAuthError> + Send;
 
 /// Grants, codes and tokens.
 #[async_trait]
@@ -223,7 +228,7 @@ pub trait GrantStore: Send + Sync {
         &self,
         code_hash: &TokenHash,
         now: UnixTime,
-        decide: &CodeDecision<'_>,
+        decide: Box<CodeDecision>,
     ) -> StoreResult<Redemption>;
     /// Store an access token unless its grant has been revoked (then false).
     async fn store_access_token(&self, t: &AccessTokenRecord) -> StoreResult<bool>;
@@ -239,7 +244,7 @@ pub trait GrantStore: Send + Sync {
         &self,
         token_hash: &TokenHash,
         now: UnixTime,
-        decide: &RefreshDecision<'_>,
+        decide: Box<RefreshDecision>,
     ) -> StoreResult<Rotation>;
     async fn get_refresh_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<RefreshTokenView>>;
     /// A grant that is not revoked (whatever its expiry).

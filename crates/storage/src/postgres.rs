@@ -43,12 +43,21 @@ impl PgStore {
         Ok(s)
     }
 
-    pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self.writer.begin().await?)
+    pub(crate) async fn begin(&self) -> StoreResult<crate::sql::Gated<Transaction<'static, Postgres>>> {
+        Ok(crate::sql::Gated { inner: self.writer.begin().await?, _gate: None })
+    }
+
+    pub(crate) async fn write(&self) -> StoreResult<crate::sql::Gated<sqlx::pool::PoolConnection<Postgres>>> {
+        Ok(crate::sql::Gated { inner: self.writer.acquire().await?, _gate: None })
+    }
+
+    /// PostgreSQL has no in-process hot path.
+    pub(crate) fn fast(&self) -> Option<&crate::fast::Fast> {
+        None
     }
 
     /// Serialise key changes, and tell every instance (LISTEN/NOTIFY) once the change commits.
-    pub(crate) async fn lock_keys(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+    pub(crate) async fn lock_keys(tx: &mut crate::sql::Gated<Transaction<'static, Postgres>>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(KEYS_LOCK).execute(&mut **tx).await?;
         sqlx::query("SELECT pg_notify($1, '')").bind(KEYS_CHANNEL).execute(&mut **tx).await?;
         Ok(())
@@ -56,7 +65,7 @@ impl PgStore {
 
     /// Master-key rewrap: no client secret or meta value may change between its read and its
     /// rewrite (a concurrent writer would seal under the old key). Reads stay allowed.
-    pub(crate) async fn lock_sealed(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+    pub(crate) async fn lock_sealed(tx: &mut crate::sql::Gated<Transaction<'static, Postgres>>) -> StoreResult<()> {
         sqlx::query("LOCK TABLE clients, meta IN SHARE ROW EXCLUSIVE MODE").execute(&mut **tx).await?;
         Ok(())
     }

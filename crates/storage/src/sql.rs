@@ -195,15 +195,15 @@ pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
-    id: String,
-    username: String,
-    password_hash: String,
-    email: Option<String>,
-    email_verified: bool,
-    name: Option<String>,
-    claims: String,
-    created_at: i64,
-    updated_at: i64,
+    pub(crate) id: String,
+    pub(crate) username: String,
+    pub(crate) password_hash: String,
+    pub(crate) email: Option<String>,
+    pub(crate) email_verified: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) claims: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -452,17 +452,17 @@ pub(crate) const SELECT_ACCESS: &str = "SELECT g.id, g.client_id AS grant_client
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct GrantRow {
-    id: String,
-    client_id: String,
-    user_id: Option<String>,
-    scope: String,
-    claims: Option<String>,
-    auth_time: Option<i64>,
-    acr: Option<String>,
-    amr: Option<String>,
-    sid: Option<String>,
-    created_at: i64,
-    expires_at: i64,
+    pub(crate) id: String,
+    pub(crate) client_id: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) claims: Option<String>,
+    pub(crate) auth_time: Option<i64>,
+    pub(crate) acr: Option<String>,
+    pub(crate) amr: Option<String>,
+    pub(crate) sid: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 impl TryFrom<GrantRow> for GrantRecord {
@@ -497,22 +497,22 @@ pub(crate) struct ClaimedCodeRow {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccessRow {
-    id: Option<String>,
-    grant_client_id: Option<String>,
-    user_id: Option<String>,
-    grant_scope: Option<String>,
-    claims: Option<String>,
-    auth_time: Option<i64>,
-    acr: Option<String>,
-    amr: Option<String>,
-    sid: Option<String>,
-    grant_created_at: Option<i64>,
-    grant_expires_at: Option<i64>,
-    client_id: String,
-    scope: String,
-    audience: Option<String>,
-    created_at: i64,
-    expires_at: i64,
+    pub(crate) id: Option<String>,
+    pub(crate) grant_client_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) grant_scope: Option<String>,
+    pub(crate) claims: Option<String>,
+    pub(crate) auth_time: Option<i64>,
+    pub(crate) acr: Option<String>,
+    pub(crate) amr: Option<String>,
+    pub(crate) sid: Option<String>,
+    pub(crate) grant_created_at: Option<i64>,
+    pub(crate) grant_expires_at: Option<i64>,
+    pub(crate) client_id: String,
+    pub(crate) scope: String,
+    pub(crate) audience: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 impl TryFrom<AccessRow> for AccessTokenView {
@@ -780,7 +780,7 @@ macro_rules! impl_store {
                     .bind(b.metadata)
                     .bind(b.created_at)
                     .bind(b.updated_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await;
                 match r {
                     Ok(_) => Ok($crate::Created::Created),
@@ -832,13 +832,14 @@ macro_rules! impl_store {
                     .bind(b.registration_token_hash)
                     .bind(b.metadata)
                     .bind(b.updated_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn delete_client(&self, client_id: &str) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_CLIENT).bind(client_id).execute(&self.writer).await?;
+                let r =
+                    sqlx::query($crate::sql::DELETE_CLIENT).bind(client_id).execute(&mut *self.write().await?).await?;
                 Ok(r.rows_affected() == 1)
             }
         }
@@ -856,7 +857,7 @@ macro_rules! impl_store {
                     .bind($crate::sql::to_json(&u.claims)?)
                     .bind(u.created_at)
                     .bind(u.updated_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await;
                 match r {
                     Ok(_) => Ok($crate::Created::Created),
@@ -866,6 +867,9 @@ macro_rules! impl_store {
             }
 
             async fn get_user(&self, id: &str) -> $crate::StoreResult<Option<latchkey_core::model::User>> {
+                if let Some(f) = self.fast() {
+                    return f.get_user(id);
+                }
                 let row: Option<$crate::sql::UserRow> =
                     sqlx::query_as($crate::sql::SELECT_USER).bind(id).fetch_optional(&self.pool).await?;
                 row.map(TryInto::try_into).transpose()
@@ -905,7 +909,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, id: &str) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_USER).bind(id).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::DELETE_USER).bind(id).execute(&mut *self.write().await?).await?;
                 Ok(r.rows_affected() == 1)
             }
         }
@@ -917,7 +921,7 @@ macro_rules! impl_store {
                     .bind(&g.id)
                     .bind(&g.name)
                     .bind(g.created_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await;
                 match r {
                     Ok(_) => Ok($crate::Created::Created),
@@ -947,7 +951,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_group(&self, name: &str) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_GROUP).bind(name).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::DELETE_GROUP).bind(name).execute(&mut *self.write().await?).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -997,7 +1001,7 @@ macro_rules! impl_store {
                     .bind(group_id)
                     .bind(g.client_id.as_deref())
                     .bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(if r.rows_affected() == 1 { $crate::Created::Created } else { $crate::Created::AlreadyExists })
             }
@@ -1009,7 +1013,7 @@ macro_rules! impl_store {
                     .bind(user_id.unwrap_or_default())
                     .bind(group_id.unwrap_or_default())
                     .bind(g.client_id.as_deref().unwrap_or_default())
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1106,7 +1110,10 @@ macro_rules! impl_store {
             }
 
             async fn prune_keys(&self, retired_before: latchkey_core::UnixTime) -> $crate::StoreResult<u64> {
-                let r = sqlx::query($crate::sql::PRUNE_KEYS).bind(retired_before).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::PRUNE_KEYS)
+                    .bind(retired_before)
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(r.rows_affected())
             }
 
@@ -1168,7 +1175,11 @@ macro_rules! impl_store {
             }
 
             async fn put_meta_if_absent(&self, key: &str, value: &str) -> $crate::StoreResult<String> {
-                sqlx::query($crate::sql::PUT_META_IF_ABSENT).bind(key).bind(value).execute(&self.writer).await?;
+                sqlx::query($crate::sql::PUT_META_IF_ABSENT)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 let (v,): (String,) = sqlx::query_as($crate::sql::GET_META).bind(key).fetch_one(&self.pool).await?;
                 Ok(v)
             }
@@ -1184,7 +1195,7 @@ macro_rules! impl_store {
                     .bind(&e.client_id)
                     .bind(&e.ip)
                     .bind(&e.detail)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1212,7 +1223,7 @@ macro_rules! impl_store {
                     .bind($crate::sql::to_json(&s.amr)?)
                     .bind(s.created_at)
                     .bind(s.expires_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1236,7 +1247,7 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Option<$crate::SessionRecord>> {
                 let row: Option<$crate::sql::SessionRow> = sqlx::query_as($crate::sql::DELETE_SESSION)
                     .bind(id_hash.as_str())
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.write().await?)
                     .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -1253,7 +1264,7 @@ macro_rules! impl_store {
                     .bind(&i.consent)
                     .bind(i.created_at)
                     .bind(i.expires_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1279,7 +1290,7 @@ macro_rules! impl_store {
                 let r = sqlx::query($crate::sql::SET_INTERACTION_LOGIN)
                     .bind(id_hash.as_str())
                     .bind(sid)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1292,14 +1303,16 @@ macro_rules! impl_store {
                 let r = sqlx::query($crate::sql::SET_INTERACTION_CONSENT)
                     .bind(id_hash.as_str())
                     .bind(decision)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn take_interaction(&self, id_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
-                let r =
-                    sqlx::query($crate::sql::DELETE_INTERACTION).bind(id_hash.as_str()).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::DELETE_INTERACTION)
+                    .bind(id_hash.as_str())
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1324,7 +1337,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind($crate::sql::to_json(scopes)?)
                     .bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1333,6 +1346,9 @@ macro_rules! impl_store {
         #[async_trait::async_trait]
         impl $crate::GrantStore for $ty {
             async fn issue_code(&self, g: &$crate::GrantRecord, c: &$crate::CodeRecord) -> $crate::StoreResult<()> {
+                if let Some(f) = self.fast() {
+                    return f.issue_code(g, c).await;
+                }
                 let mut tx = self.begin().await?;
                 sqlx::query($crate::sql::INSERT_GRANT)
                     .bind(&g.id)
@@ -1366,8 +1382,11 @@ macro_rules! impl_store {
                 &self,
                 code_hash: &latchkey_core::TokenHash,
                 now: latchkey_core::UnixTime,
-                decide: &$crate::CodeDecision<'_>,
+                decide: Box<$crate::CodeDecision>,
             ) -> $crate::StoreResult<$crate::Redemption> {
+                if let Some(f) = self.fast() {
+                    return f.redeem_code(code_hash, now, decide).await;
+                }
                 let mut tx = self.begin().await?;
                 // RFC 6749 §4.1.2: single use, decided by one conditional UPDATE.
                 let claimed: Option<$crate::sql::ClaimedCodeRow> = sqlx::query_as($crate::sql::CLAIM_CODE)
@@ -1421,7 +1440,10 @@ macro_rules! impl_store {
             }
 
             async fn store_access_token(&self, t: &$crate::AccessTokenRecord) -> $crate::StoreResult<bool> {
-                let r = $crate::sql::access_insert(&t).execute(&self.writer).await?;
+                if let Some(f) = self.fast() {
+                    return f.store_access_token(t).await;
+                }
+                let r = $crate::sql::access_insert(&t).execute(&mut *self.write().await?).await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1430,6 +1452,9 @@ macro_rules! impl_store {
                 token_hash: &latchkey_core::TokenHash,
                 now: latchkey_core::UnixTime,
             ) -> $crate::StoreResult<Option<$crate::AccessTokenView>> {
+                if let Some(f) = self.fast() {
+                    return f.get_access_token(token_hash, now);
+                }
                 let row: Option<$crate::sql::AccessRow> = sqlx::query_as($crate::sql::SELECT_ACCESS)
                     .bind(token_hash.as_str())
                     .bind(now)
@@ -1446,6 +1471,9 @@ macro_rules! impl_store {
             }
 
             async fn store_tokens(&self, t: &$crate::TokensToStore) -> $crate::StoreResult<()> {
+                if let Some(f) = self.fast() {
+                    return f.store_tokens(t).await;
+                }
                 let mut tx = self.begin().await?;
                 $crate::sql::store_tokens_in!(tx, t);
                 tx.commit().await?;
@@ -1456,8 +1484,11 @@ macro_rules! impl_store {
                 &self,
                 token_hash: &latchkey_core::TokenHash,
                 now: latchkey_core::UnixTime,
-                decide: &$crate::RefreshDecision<'_>,
+                decide: Box<$crate::RefreshDecision>,
             ) -> $crate::StoreResult<$crate::Rotation> {
+                if let Some(f) = self.fast() {
+                    return f.rotate_refresh(token_hash, now, decide).await;
+                }
                 let mut tx = self.begin().await?;
                 let claimed: Option<(String, String)> = sqlx::query_as($crate::sql::CLAIM_REFRESH)
                     .bind(token_hash.as_str())
@@ -1535,22 +1566,35 @@ macro_rules! impl_store {
             }
 
             async fn get_live_grant(&self, grant_id: &str) -> $crate::StoreResult<Option<$crate::GrantRecord>> {
+                if let Some(f) = self.fast() {
+                    return f.get_live_grant(grant_id);
+                }
                 let row: Option<$crate::sql::GrantRow> =
                     sqlx::query_as($crate::sql::SELECT_LIVE_GRANT).bind(grant_id).fetch_optional(&self.pool).await?;
                 row.map(TryInto::try_into).transpose()
             }
 
             async fn delete_access_token(&self, token_hash: &latchkey_core::TokenHash) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::DELETE_ACCESS).bind(token_hash.as_str()).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::DELETE_ACCESS)
+                    .bind(token_hash.as_str())
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn revoke_jti(&self, jti: &str, expires_at: latchkey_core::UnixTime) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::INSERT_REVOKED_JTI).bind(jti).bind(expires_at).execute(&self.writer).await?;
+                sqlx::query($crate::sql::INSERT_REVOKED_JTI)
+                    .bind(jti)
+                    .bind(expires_at)
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(())
             }
 
             async fn is_jti_revoked(&self, jti: &str) -> $crate::StoreResult<bool> {
+                if let Some(f) = self.fast() {
+                    return f.is_jti_revoked(jti);
+                }
                 let (n,): (i64,) =
                     sqlx::query_as($crate::sql::SELECT_REVOKED_JTI).bind(jti).fetch_one(&self.pool).await?;
                 Ok(n > 0)
@@ -1590,7 +1634,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind(jti)
                     .bind(expires_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1625,7 +1669,7 @@ macro_rules! impl_store {
                     .bind(source)
                     .bind(now)
                     .bind(forget_before)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1642,13 +1686,17 @@ macro_rules! impl_store {
                     .bind(source)
                     .bind(until)
                     .bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
 
             async fn clear_login_failures(&self, account: &str, source: &str) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::LOGIN_CLEAR).bind(account).bind(source).execute(&self.writer).await?;
+                sqlx::query($crate::sql::LOGIN_CLEAR)
+                    .bind(account)
+                    .bind(source)
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(())
             }
 
@@ -1674,7 +1722,7 @@ macro_rules! impl_store {
             async fn purge_expired(&self, now: latchkey_core::UnixTime, batch: i64) -> $crate::StoreResult<u64> {
                 let mut total = 0;
                 for sql in $crate::sql::PURGES {
-                    let r = sqlx::query(*sql).bind(now).bind(batch).execute(&self.writer).await?;
+                    let r = sqlx::query(*sql).bind(now).bind(batch).execute(&mut *self.write().await?).await?;
                     total += r.rows_affected();
                 }
                 Ok(total)
@@ -1683,7 +1731,7 @@ macro_rules! impl_store {
             async fn delete_user_sessions(&self, user_id: &str) -> $crate::StoreResult<Vec<$crate::SessionRecord>> {
                 let rows: Vec<$crate::sql::SessionRow> = sqlx::query_as($crate::sql::DELETE_USER_SESSIONS_RETURNING)
                     .bind(user_id)
-                    .fetch_all(&self.writer)
+                    .fetch_all(&mut *self.write().await?)
                     .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
@@ -1692,7 +1740,7 @@ macro_rules! impl_store {
                 let r = sqlx::query($crate::sql::DELETE_CONSENT)
                     .bind(user_id)
                     .bind(client_id)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1710,7 +1758,7 @@ macro_rules! impl_store {
                     .bind(hash.as_str())
                     .bind(now)
                     .bind(expires_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1720,7 +1768,11 @@ macro_rules! impl_store {
                 hash: &latchkey_core::TokenHash,
                 now: latchkey_core::UnixTime,
             ) -> $crate::StoreResult<bool> {
-                let r = sqlx::query($crate::sql::USE_IAT).bind(hash.as_str()).bind(now).execute(&self.writer).await?;
+                let r = sqlx::query($crate::sql::USE_IAT)
+                    .bind(hash.as_str())
+                    .bind(now)
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(r.rows_affected() == 1)
             }
 
@@ -1734,21 +1786,23 @@ macro_rules! impl_store {
                     .bind(sid)
                     .bind(client_id)
                     .bind(user_id)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
 
             async fn take_session_clients(&self, sid: &str) -> $crate::StoreResult<Vec<String>> {
-                let rows: Vec<(String,)> =
-                    sqlx::query_as($crate::sql::TAKE_SESSION_CLIENTS).bind(sid).fetch_all(&self.writer).await?;
+                let rows: Vec<(String,)> = sqlx::query_as($crate::sql::TAKE_SESSION_CLIENTS)
+                    .bind(sid)
+                    .fetch_all(&mut *self.write().await?)
+                    .await?;
                 Ok(rows.into_iter().map(|r| r.0).collect())
             }
 
             async fn take_user_session_clients(&self, user_id: &str) -> $crate::StoreResult<Vec<(String, String)>> {
                 let rows: Vec<(String, String)> = sqlx::query_as($crate::sql::TAKE_USER_SESSION_CLIENTS)
                     .bind(user_id)
-                    .fetch_all(&self.writer)
+                    .fetch_all(&mut *self.write().await?)
                     .await?;
                 Ok(rows)
             }
@@ -1780,7 +1834,11 @@ macro_rules! impl_store {
             }
 
             async fn mark_logout_delivered(&self, id: i64, now: latchkey_core::UnixTime) -> $crate::StoreResult<()> {
-                sqlx::query($crate::sql::OUTBOX_DELIVERED).bind(id).bind(now).execute(&self.writer).await?;
+                sqlx::query($crate::sql::OUTBOX_DELIVERED)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *self.write().await?)
+                    .await?;
                 Ok(())
             }
 
@@ -1796,11 +1854,15 @@ macro_rules! impl_store {
                             .bind(id)
                             .bind(t)
                             .bind(error)
-                            .execute(&self.writer)
+                            .execute(&mut *self.write().await?)
                             .await?;
                     }
                     None => {
-                        sqlx::query($crate::sql::OUTBOX_GIVE_UP).bind(id).bind(error).execute(&self.writer).await?;
+                        sqlx::query($crate::sql::OUTBOX_GIVE_UP)
+                            .bind(id)
+                            .bind(error)
+                            .execute(&mut *self.write().await?)
+                            .await?;
                     }
                 }
                 Ok(())
@@ -1812,7 +1874,7 @@ macro_rules! impl_store {
                     .bind(&r.client_id)
                     .bind(&r.params)
                     .bind(r.expires_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write().await?)
                     .await?;
                 Ok(())
             }
@@ -1825,7 +1887,7 @@ macro_rules! impl_store {
                 let row: Option<$crate::sql::PushedRow> = sqlx::query_as($crate::sql::TAKE_PUSHED)
                     .bind(uri_hash.as_str())
                     .bind(now)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.write().await?)
                     .await?;
                 Ok(row.map(Into::into))
             }
@@ -1839,6 +1901,9 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                if let Some(f) = self.fast() {
+                    f.close().await;
+                }
                 self.pool.close().await;
                 self.writer.close().await;
             }
@@ -1855,3 +1920,33 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+/// A write connection or transaction, with the SQLite write gate held for as long as it lives
+/// (see `fast`); it dereferences to the connection, so `&mut *w` is an executor.
+pub(crate) struct Gated<T> {
+    pub(crate) inner: T,
+    pub(crate) _gate: Option<crate::fast::Gate>,
+}
+
+impl<T: std::ops::Deref> std::ops::Deref for Gated<T> {
+    type Target = T::Target;
+    fn deref(&self) -> &T::Target {
+        &self.inner
+    }
+}
+
+impl<T: std::ops::DerefMut> std::ops::DerefMut for Gated<T> {
+    fn deref_mut(&mut self) -> &mut T::Target {
+        &mut self.inner
+    }
+}
+
+impl<DB: sqlx::Database> Gated<sqlx::Transaction<'static, DB>> {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}

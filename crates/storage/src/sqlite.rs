@@ -15,6 +15,9 @@ pub struct SqliteStore {
     /// Writes and write transactions. SQLite: one connection, so writers queue in the
     /// process instead of sleeping in SQLite's busy handler; the database has one writer anyway.
     pub(crate) writer: SqlitePool,
+    /// The token endpoint's writes and the back-channel reads (see `fast`); None for an
+    /// in-memory database, which other connections cannot see.
+    pub(crate) fast: Option<crate::fast::Fast>,
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -48,9 +51,15 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        Ok(Self { pool, writer })
+        let file = opts.get_filename();
+        let in_memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:" || url.contains("mode=memory");
+        let fast = match in_memory {
+            true => None,
+            false => Some(crate::fast::Fast::open(file, Duration::from_secs(10))?),
+        };
+        Ok(Self { pool, writer, fast })
     }
 
     pub async fn open(settings: &Settings) -> StoreResult<Self> {
@@ -59,18 +68,36 @@ impl SqliteStore {
         Ok(s)
     }
 
-    pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin(&self) -> StoreResult<crate::sql::Gated<Transaction<'static, Sqlite>>> {
+        let gate = self.gate().await;
         // A deferred BEGIN that later writes fails with "database is locked" under concurrency.
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(crate::sql::Gated { inner: self.writer.begin_with("BEGIN IMMEDIATE").await?, _gate: gate })
+    }
+
+    /// The writer connection, for one autocommit statement.
+    pub(crate) async fn write(&self) -> StoreResult<crate::sql::Gated<sqlx::pool::PoolConnection<Sqlite>>> {
+        let gate = self.gate().await;
+        Ok(crate::sql::Gated { inner: self.writer.acquire().await?, _gate: gate })
+    }
+
+    async fn gate(&self) -> Option<crate::fast::Gate> {
+        match &self.fast {
+            Some(f) => Some(f.gate().await),
+            None => None,
+        }
+    }
+
+    pub(crate) fn fast(&self) -> Option<&crate::fast::Fast> {
+        self.fast.as_ref()
     }
 
     /// BEGIN IMMEDIATE already holds the only write lock.
-    pub(crate) async fn lock_keys(_tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+    pub(crate) async fn lock_keys(_tx: &mut crate::sql::Gated<Transaction<'static, Sqlite>>) -> StoreResult<()> {
         Ok(())
     }
 
     /// BEGIN IMMEDIATE already keeps every writer out until the rewrap commits.
-    pub(crate) async fn lock_sealed(_tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+    pub(crate) async fn lock_sealed(_tx: &mut crate::sql::Gated<Transaction<'static, Sqlite>>) -> StoreResult<()> {
         Ok(())
     }
 

@@ -12,11 +12,12 @@ use latchkey_web::AppState;
 use latchkey_web::errors::no_store_json;
 use latchkey_web::params::Params;
 use serde_json::json;
+use std::sync::{Arc, Mutex};
 
 use crate::memberships::Resolved;
 use crate::{access, id_token, refresh};
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<Response, OAuthError> {
+pub async fn exchange(state: &AppState, client: &Arc<Client>, params: &Params) -> Result<Response, OAuthError> {
     let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let now = state.now();
     let audience = state.settings.default_audience().to_owned();
@@ -24,34 +25,41 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     // transaction; a JWT is not stored, and is minted after it, once the memberships it may
     // carry are resolved.
     let opaque = access::format_for(state, client) == AccessTokenFormat::Opaque;
-    // Minted inside the decision (it needs the grant), kept here for the response.
-    let minted: std::sync::Mutex<Option<(Option<access::Minted>, Option<SecretToken>)>> = std::sync::Mutex::new(None);
-    let decide = |r: &RedeemedCode| -> Result<TokensToStore, OAuthError> {
-        check(client, params, r)?;
-        let at = if opaque {
-            let subject = access::Subject {
-                client,
-                grant: Some(&r.grant),
-                scope: &r.grant.scope,
-                audience: &audience,
-                memberships: None,
+    // Minted inside the decision (it needs the grant), kept here for the response. The
+    // decision owns what it uses: on SQLite it runs on the writer thread.
+    type Minted = Option<(Option<access::Minted>, Option<SecretToken>)>;
+    let minted: Arc<Mutex<Minted>> = Arc::default();
+    let decide = {
+        let (state, client, params, minted) = (state.clone(), client.clone(), params.clone(), minted.clone());
+        let audience = audience.clone();
+        move |r: &RedeemedCode| -> Result<TokensToStore, OAuthError> {
+            check(&client, &params, r)?;
+            let at = if opaque {
+                let subject = access::Subject {
+                    client: &client,
+                    grant: Some(&r.grant),
+                    scope: &r.grant.scope,
+                    audience: &audience,
+                    memberships: None,
+                };
+                Some(access::mint(&state, &subject, now)?)
+            } else {
+                None
             };
-            Some(access::mint(state, &subject, now)?)
-        } else {
-            None
-        };
-        let refresh = refresh::issues_refresh(client, &r.grant.scope).then(SecretToken::generate);
-        let out = TokensToStore {
-            access: at.as_ref().and_then(|a| a.record.clone()),
-            refresh: refresh.as_ref().map(|t| refresh::record(state, client, t, &r.grant, &r.grant.scope, now)),
-        };
-        if let Ok(mut m) = minted.lock() {
-            *m = Some((at, refresh));
+            let refresh = refresh::issues_refresh(&client, &r.grant.scope).then(SecretToken::generate);
+            let out = TokensToStore {
+                access: at.as_ref().and_then(|a| a.record.clone()),
+                refresh: refresh.as_ref().map(|t| refresh::record(&state, &client, t, &r.grant, &r.grant.scope, now)),
+            };
+            if let Ok(mut m) = minted.lock() {
+                *m = Some((at, refresh));
+            }
+            Ok(out)
         }
-        Ok(out)
     };
     // One transaction: claim the code, check it, store the tokens.
-    let redeemed = match state.store.redeem_code(&SecretToken::from_presented(code).hash(), now, &decide).await {
+    let redeemed = match state.store.redeem_code(&SecretToken::from_presented(code).hash(), now, Box::new(decide)).await
+    {
         Ok(Redemption::Redeemed(r)) => r,
         Ok(Redemption::Refused(e)) => return Err(e),
         Ok(Redemption::Replayed { grant_id }) => {

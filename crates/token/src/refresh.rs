@@ -42,7 +42,11 @@ pub fn record(
     }
 }
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<Response, OAuthError> {
+pub async fn exchange(
+    state: &AppState,
+    client: &std::sync::Arc<Client>,
+    params: &Params,
+) -> Result<Response, OAuthError> {
     let presented =
         params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let asked = match params.get("scope") {
@@ -54,39 +58,54 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     // As for codes: an opaque access token is stored in the rotation's transaction; a JWT is
     // minted after it, once the memberships it may carry are resolved.
     let opaque = access::format_for(state, client) == AccessTokenFormat::Opaque;
-    let minted: std::sync::Mutex<Option<(Option<access::Minted>, SecretToken, String)>> = std::sync::Mutex::new(None);
-    let decide = |grant: &GrantRecord, refresh_scope: &str| -> Result<TokensToStore, OAuthError> {
-        if grant.client_id != client.client_id {
-            return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
-        }
-        // RFC 6749 §6: the scope may narrow, never widen.
-        let original = Scope::parse(refresh_scope).unwrap_or_default();
-        let scope = match &asked {
-            Some(a) if !a.is_subset(&original) => {
-                return Err(OAuthError::invalid_scope("the requested scope exceeds the original grant"));
+    type Minted = Option<(Option<access::Minted>, SecretToken, String)>;
+    let minted: std::sync::Arc<std::sync::Mutex<Minted>> = std::sync::Arc::default();
+    // The decision owns what it uses: on SQLite it runs on the writer thread.
+    let decide = {
+        let (state, client, minted) = (state.clone(), client.clone(), minted.clone());
+        let audience = audience.clone();
+        move |grant: &GrantRecord, refresh_scope: &str| -> Result<TokensToStore, OAuthError> {
+            if grant.client_id != client.client_id {
+                return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
             }
-            Some(a) => a.to_string(),
-            None => refresh_scope.to_owned(),
-        };
-        let at = if opaque {
-            let subject =
-                access::Subject { client, grant: Some(grant), scope: &scope, audience: &audience, memberships: None };
-            Some(access::mint(state, &subject, now)?)
-        } else {
-            None
-        };
-        let next = SecretToken::generate();
-        // RFC 6749 §6: the new refresh token keeps the original scope.
-        let out = TokensToStore {
-            access: at.as_ref().and_then(|a| a.record.clone()),
-            refresh: Some(record(state, client, &next, grant, refresh_scope, now)),
-        };
-        if let Ok(mut m) = minted.lock() {
-            *m = Some((at, next, scope));
+            // RFC 6749 §6: the scope may narrow, never widen.
+            let original = Scope::parse(refresh_scope).unwrap_or_default();
+            let scope = match &asked {
+                Some(a) if !a.is_subset(&original) => {
+                    return Err(OAuthError::invalid_scope("the requested scope exceeds the original grant"));
+                }
+                Some(a) => a.to_string(),
+                None => refresh_scope.to_owned(),
+            };
+            let at = if opaque {
+                let subject = access::Subject {
+                    client: &client,
+                    grant: Some(grant),
+                    scope: &scope,
+                    audience: &audience,
+                    memberships: None,
+                };
+                Some(access::mint(&state, &subject, now)?)
+            } else {
+                None
+            };
+            let next = SecretToken::generate();
+            // RFC 6749 §6: the new refresh token keeps the original scope.
+            let out = TokensToStore {
+                access: at.as_ref().and_then(|a| a.record.clone()),
+                refresh: Some(record(&state, &client, &next, grant, refresh_scope, now)),
+            };
+            if let Ok(mut m) = minted.lock() {
+                *m = Some((at, next, scope));
+            }
+            Ok(out)
         }
-        Ok(out)
     };
-    let grant = match state.store.rotate_refresh(&SecretToken::from_presented(presented).hash(), now, &decide).await {
+    let grant = match state
+        .store
+        .rotate_refresh(&SecretToken::from_presented(presented).hash(), now, Box::new(decide))
+        .await
+    {
         Ok(Rotation::Rotated { grant, .. }) => grant,
         Ok(Rotation::Refused(e)) => return Err(e),
         Ok(Rotation::Replayed { grant_id }) => {
