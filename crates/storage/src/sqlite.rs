@@ -28,6 +28,7 @@ impl SqliteStore {
     /// Connect, creating the file (and its directory) on first start.
     pub async fn connect(settings: &Settings) -> StoreResult<Self> {
         let url = settings.effective_database_url();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -36,6 +37,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // With the hot path, a checkpointer thread keeps the WAL short (see `fast`); commits do
+        // not checkpoint.
+        let in_memory = in_memory || opts.get_filename().as_os_str().is_empty();
+        let opts = match in_memory {
+            true => opts,
+            false => opts.pragma("wal_autocheckpoint", "0"),
+        };
         if let Some(parent) = opts.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -53,11 +61,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
             .connect_with(opts.clone())
             .await?;
-        let file = opts.get_filename();
-        let in_memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:" || url.contains("mode=memory");
         let fast = match in_memory {
             true => None,
-            false => Some(crate::fast::Fast::open(file, Duration::from_secs(10))?),
+            false => Some(crate::fast::Fast::open(opts.get_filename(), Duration::from_secs(10))?),
         };
         Ok(Self { pool, writer, fast })
     }
