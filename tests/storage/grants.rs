@@ -215,3 +215,59 @@ async fn a_panicking_decision_fails_its_write_only() {
     store.store_access_token(&access("after", None)).await.unwrap();
     assert!(store.get_access_token(&h("after"), NOW + 1).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn parallel_inserts_with_one_duplicate_fail_only_the_duplicate() {
+    let (_db, store) = fresh_store().await;
+    with_client_and_user(&store).await;
+    store.store_access_token(&access("taken", None)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let hash = if i == 13 { "taken".to_owned() } else { format!("at-{i}") };
+            (i, store.store_access_token(&access(&hash, None)).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        if i == 13 {
+            assert!(r.is_err(), "the duplicate hash is refused");
+        } else {
+            assert!(r.unwrap(), "insert {i} stored");
+            assert!(store.get_access_token(&h(&format!("at-{i}")), NOW + 1).await.unwrap().is_some());
+        }
+    }
+}
+
+/// Lookups answered together (PostgreSQL batches them) still each use their own `now`.
+#[tokio::test]
+async fn parallel_lookups_each_check_expiry_at_their_own_time() {
+    let (_db, store) = fresh_store().await;
+    with_client_and_user(&store).await;
+    store.issue_code(&grant("g1"), &code("code-1", "g1")).await.unwrap();
+    store.store_access_token(&access("at-user", Some("g1"))).await.unwrap();
+    store.store_access_token(&access("at-cc", None)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let hash = if i % 2 == 0 { "at-user" } else { "at-cc" };
+            // Half the lookups happen after the tokens expired (NOW + 3600).
+            let now = if i % 4 < 2 { NOW + 10 } else { NOW + 3600 };
+            (hash, now, store.get_access_token(&h(hash), now).await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (hash, now, view) = t.await.unwrap();
+        match (now == NOW + 10, view) {
+            (true, Some(v)) => {
+                assert_eq!(v.client_id, "c1");
+                assert_eq!(v.grant.is_some(), hash == "at-user", "{hash} comes with its grant only if it has one");
+            }
+            (false, None) => {}
+            (live, v) => panic!("{hash} at {now}: live={live} but got {v:?}"),
+        }
+    }
+    assert!(store.get_access_token(&h("unknown"), NOW).await.unwrap().is_none());
+}

@@ -6,6 +6,7 @@
 //! private keys already encrypted by the signer.
 
 mod fast;
+mod pg_batch;
 pub mod postgres;
 mod records;
 mod sql;

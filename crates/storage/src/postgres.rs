@@ -13,6 +13,8 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Writes and write transactions. PostgreSQL: the same pool.
     pub(crate) writer: PgPool,
+    /// The back-channel hot paths' statements, batched (see `pg_batch`).
+    batch: crate::pg_batch::PgBatch,
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -33,7 +35,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
             .connect_with(opts)
             .await?;
-        Ok(Self { writer: pool.clone(), pool })
+        Ok(Self { writer: pool.clone(), batch: crate::pg_batch::PgBatch::spawn(&pool), pool })
     }
 
     pub async fn open(settings: &Settings) -> StoreResult<Self> {
@@ -54,6 +56,10 @@ impl PgStore {
     /// PostgreSQL has no in-process hot path.
     pub(crate) fn fast(&self) -> Option<&crate::fast::Fast> {
         None
+    }
+
+    pub(crate) fn batched(&self) -> Option<&crate::pg_batch::PgBatch> {
+        Some(&self.batch)
     }
 
     /// Serialise key changes, and tell every instance (LISTEN/NOTIFY) once the change commits.

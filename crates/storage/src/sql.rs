@@ -870,6 +870,9 @@ macro_rules! impl_store {
                 if let Some(f) = self.fast() {
                     return f.get_user(id);
                 }
+                if let Some(b) = self.batched() {
+                    return b.get_user(id).await;
+                }
                 let row: Option<$crate::sql::UserRow> =
                     sqlx::query_as($crate::sql::SELECT_USER).bind(id).fetch_optional(&self.pool).await?;
                 row.map(TryInto::try_into).transpose()
@@ -1443,6 +1446,9 @@ macro_rules! impl_store {
                 if let Some(f) = self.fast() {
                     return f.store_access_token(t).await;
                 }
+                if let Some(b) = self.batched() {
+                    return b.store_access_token(t).await;
+                }
                 let r = $crate::sql::access_insert(&t).execute(&mut *self.write().await?).await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -1454,6 +1460,9 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Option<$crate::AccessTokenView>> {
                 if let Some(f) = self.fast() {
                     return f.get_access_token(token_hash, now);
+                }
+                if let Some(b) = self.batched() {
+                    return b.get_access_token(token_hash, now).await;
                 }
                 let row: Option<$crate::sql::AccessRow> = sqlx::query_as($crate::sql::SELECT_ACCESS)
                     .bind(token_hash.as_str())
@@ -1473,6 +1482,9 @@ macro_rules! impl_store {
             async fn store_tokens(&self, t: &$crate::TokensToStore) -> $crate::StoreResult<()> {
                 if let Some(f) = self.fast() {
                     return f.store_tokens(t).await;
+                }
+                if let (Some(b), Some(a), None) = (self.batched(), &t.access, &t.refresh) {
+                    return b.store_access_token(a).await.map(|_| ());
                 }
                 let mut tx = self.begin().await?;
                 $crate::sql::store_tokens_in!(tx, t);

@@ -97,6 +97,11 @@ impl SqliteStore {
         self.fast.as_ref()
     }
 
+    /// SQLite's reads and writes take the in-process path instead.
+    pub(crate) fn batched(&self) -> Option<&crate::pg_batch::PgBatch> {
+        None
+    }
+
     /// BEGIN IMMEDIATE already holds the only write lock.
     pub(crate) async fn lock_keys(_tx: &mut crate::sql::Gated<Transaction<'static, Sqlite>>) -> StoreResult<()> {
         Ok(())
