@@ -172,25 +172,27 @@ async fn read_users(pool: PgPool, ids: Vec<String>) -> Vec<StoreResult<Option<Us
 const INSERT_ACCESS_BATCH: &str = "INSERT INTO access_tokens (token_hash, grant_id, client_id, scope, audience, created_at, expires_at) SELECT q.token_hash, q.grant_id, q.client_id, q.scope, q.audience, q.created_at, q.expires_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[]) AS q(token_hash, grant_id, client_id, scope, audience, created_at, expires_at) WHERE q.grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = q.grant_id AND g.revoked_at IS NULL) RETURNING token_hash";
 
 async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<StoreResult<bool>> {
-    let mut cols: (Vec<&str>, Vec<Option<&str>>, Vec<&str>, Vec<&str>, Vec<Option<&str>>, Vec<i64>, Vec<i64>) =
-        Default::default();
+    let n = tokens.len();
+    let (mut hashes, mut grants, mut clients) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut scopes, mut audiences) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut created, mut expires) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for t in &tokens {
-        cols.0.push(t.token_hash.as_str());
-        cols.1.push(t.grant_id.as_deref());
-        cols.2.push(&t.client_id);
-        cols.3.push(&t.scope);
-        cols.4.push(t.audience.as_deref());
-        cols.5.push(t.created_at);
-        cols.6.push(t.expires_at);
+        hashes.push(t.token_hash.as_str());
+        grants.push(t.grant_id.as_deref());
+        clients.push(t.client_id.as_str());
+        scopes.push(t.scope.as_str());
+        audiences.push(t.audience.as_deref());
+        created.push(t.created_at);
+        expires.push(t.expires_at);
     }
     let inserted: Result<Vec<(String,)>, sqlx::Error> = sqlx::query_as(INSERT_ACCESS_BATCH)
-        .bind(cols.0)
-        .bind(cols.1)
-        .bind(cols.2)
-        .bind(cols.3)
-        .bind(cols.4)
-        .bind(cols.5)
-        .bind(cols.6)
+        .bind(hashes)
+        .bind(grants)
+        .bind(clients)
+        .bind(scopes)
+        .bind(audiences)
+        .bind(created)
+        .bind(expires)
         .fetch_all(&pool)
         .await;
     match inserted {
