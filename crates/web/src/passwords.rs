@@ -11,10 +11,62 @@ use tokio::sync::Semaphore;
 /// `memory_kib` per login leaves the allocator holding hundreds of MiB under a login flood.
 type Memory = Vec<Block>;
 
+/// argon2 runs on these threads, at a lower CPU priority (nice 10) than the async runtime, so
+/// a burst of sign-ins takes the cores only when nothing else wants them: the token endpoint's
+/// latency hardly moves while logins run (the `mixed` benchmark).
+struct Workers {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+/// How much lower than the runtime's threads argon2 runs (a CFS weight of 110 against 1024).
+const ARGON2_NICE: i32 = 10;
+
+impl Workers {
+    fn start(n: usize) -> Result<Self, HashError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..n {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("latchkey-argon2-{i}"))
+                .spawn(move || {
+                    // Linux: nice is per thread, and `None` (who = 0) is the calling thread.
+                    if let Err(e) = rustix::process::setpriority_process(None, ARGON2_NICE) {
+                        tracing::debug!(error = %e, "cannot lower the argon2 threads' priority");
+                    }
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // Every `Passwords` is gone.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| HashError(format!("cannot start an argon2 thread: {e}")))?;
+        }
+        Ok(Self { jobs })
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| HashError("the argon2 threads have stopped".into()))?;
+        rx.await.map_err(|_| HashError("an argon2 job was dropped".into()))
+    }
+}
+
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
+    workers: Arc<Workers>,
     /// Verified against when the username is unknown, so both cases cost the same.
     dummy: Arc<String>,
     /// At most one per permit.
@@ -42,6 +94,7 @@ impl Passwords {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(n)),
+            workers: Arc::new(Workers::start(n)?),
             dummy: Arc::new(dummy),
             memory: Arc::new(Mutex::new(Vec::with_capacity(n))),
         })
@@ -56,7 +109,7 @@ impl Passwords {
         let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
         let params = self.params.clone();
         let pw = zeroize::Zeroizing::new(password);
-        tokio::task::spawn_blocking(move || hash_with(&params, &pw)).await.map_err(|e| HashError(e.to_string()))?
+        self.workers.run(move || hash_with(&params, &pw)).await?
     }
 
     /// Verify `password` against `phc`, or against a dummy hash when there is no user, so an
@@ -84,14 +137,16 @@ impl Passwords {
         let phc = phc.map(str::to_owned).unwrap_or_else(|| self.dummy.as_str().to_owned());
         let pw = zeroize::Zeroizing::new(password);
         let pool = self.memory.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let mut memory = pool.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
-            let ok = verify_with(&phc, &pw, &mut memory);
-            pool.lock().unwrap_or_else(|p| p.into_inner()).push(memory);
-            ok
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self
+            .workers
+            .run(move || {
+                let mut memory = pool.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+                let ok = verify_with(&phc, &pw, &mut memory);
+                pool.lock().unwrap_or_else(|p| p.into_inner()).push(memory);
+                ok
+            })
+            .await
+            .unwrap_or(false);
         ok && known
     }
 }
@@ -143,6 +198,21 @@ mod tests {
 
     fn cheap() -> Passwords {
         Passwords::new(&Argon2Settings { memory_kib: 64, iterations: 1, parallelism: 1, max_concurrent: 2 }).unwrap()
+    }
+
+    /// argon2 yields the cores to everything else: its threads run at nice 10 (the runtime's
+    /// threads keep their priority).
+    #[tokio::test]
+    async fn argon2_runs_on_its_own_lower_priority_threads() {
+        let p = cheap();
+        let (name, nice) = p
+            .workers
+            .run(|| (std::thread::current().name().map(str::to_owned), rustix::process::getpriority_process(None)))
+            .await
+            .unwrap();
+        assert!(name.unwrap().starts_with("latchkey-argon2-"));
+        assert_eq!(nice.unwrap(), ARGON2_NICE);
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), 0, "the caller's thread is untouched");
     }
 
     #[tokio::test]
