@@ -1,7 +1,6 @@
 //! Codes and tokens under concurrency: single use, atomic steps, and (on SQLite) the writer
 //! thread's group commit, where one failing write must not take the others with it.
 
-use latchkey_core::settings::Backend;
 use latchkey_core::{OAuthError, TokenHash};
 use latchkey_storage::{
     AccessTokenRecord, CodeRecord, GrantRecord, Redemption, RefreshTokenRecord, SessionRecord, Store, TokensToStore,
@@ -195,14 +194,12 @@ async fn token_writes_and_other_writes_interleave_without_errors() {
     }
 }
 
-/// SQLite runs decisions on its writer thread: a decision that panics is one failed write,
-/// rolled back (the code stays unused), and the thread goes on serving the others.
+/// Decisions run on the writer thread (SQLite) or in a batch worker (PostgreSQL): one that
+/// panics is a failed write, rolled back (the code stays unused; on PostgreSQL with its batch),
+/// and the thread or worker goes on serving the others.
 #[tokio::test]
 async fn a_panicking_decision_fails_its_write_only() {
     let (_db, store) = fresh_store().await;
-    if store.backend() != Backend::Sqlite {
-        return; // PostgreSQL runs the decision in the caller's task: a panic is the caller's.
-    }
     with_client_and_user(&store).await;
     store.issue_code(&grant("g1"), &code("code-1", "g1")).await.unwrap();
     let boom = |_: &latchkey_storage::RedeemedCode| -> Result<TokensToStore, OAuthError> { panic!("decision bug") };
@@ -270,4 +267,50 @@ async fn parallel_lookups_each_check_expiry_at_their_own_time() {
         }
     }
     assert!(store.get_access_token(&h("unknown"), NOW).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn parallel_rotations_of_one_refresh_token_rotate_it_once_and_revoke_the_family() {
+    let (_db, store) = fresh_store().await;
+    with_client_and_user(&store).await;
+    store.issue_code(&grant("g1"), &code("code-1", "g1")).await.unwrap();
+    store.store_tokens(&TokensToStore { access: None, refresh: Some(refresh("rt-0", "g1")) }).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let decide = move |g: &GrantRecord, scope: &str| -> Result<TokensToStore, OAuthError> {
+                assert_eq!((g.id.as_str(), scope), ("g1", "openid"));
+                Ok(TokensToStore {
+                    access: Some(access(&format!("at-{i}"), Some("g1"))),
+                    refresh: Some(refresh(&format!("rt-{}", i + 1), "g1")),
+                })
+            };
+            store.rotate_refresh(&h("rt-0"), NOW + 1, Box::new(decide)).await.unwrap()
+        }));
+    }
+    let (mut rotated, mut replayed, mut unknown) = (0, 0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            latchkey_storage::Rotation::Rotated { grant, scope } => {
+                assert_eq!((grant.id.as_str(), scope.as_str()), ("g1", "openid"));
+                rotated += 1;
+            }
+            latchkey_storage::Rotation::Replayed { grant_id } => {
+                assert_eq!(grant_id, "g1");
+                replayed += 1;
+            }
+            // Once a replay has revoked the family its tokens are deleted: a later presentation
+            // finds nothing (invalid_grant to the client either way).
+            latchkey_storage::Rotation::Unknown => unknown += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one rotation");
+    assert!(replayed >= 1, "the first presentation after it is a replay");
+    assert_eq!(rotated + replayed + unknown, 12);
+    assert!(store.get_live_grant("g1").await.unwrap().is_none(), "the replays revoked the family");
+    for i in 0..12 {
+        assert!(store.get_access_token(&h(&format!("at-{i}")), NOW + 2).await.unwrap().is_none());
+    }
 }

@@ -38,10 +38,19 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<StoreResult<V>>> + Send,
     {
+        Self::spawn_n(WORKERS, run)
+    }
+
+    /// With `workers` batches in flight at most.
+    fn spawn_n<F, Fut>(workers: usize, run: F) -> Self
+    where
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<StoreResult<V>>> + Send,
+    {
         let (tx, rx) = mpsc::unbounded_channel::<(K, Reply<V>)>();
         let rx = Arc::new(Mutex::new(rx));
         let run = Arc::new(run);
-        for _ in 0..WORKERS {
+        for _ in 0..workers.max(1) {
             let (rx, run) = (rx.clone(), run.clone());
             tokio::spawn(async move {
                 loop {
@@ -83,6 +92,8 @@ pub(crate) struct PgBatch {
     access_reads: Batcher<(String, UnixTime), Option<AccessTokenView>>,
     user_reads: Batcher<String, Option<User>>,
     access_writes: Batcher<AccessTokenRecord, bool>,
+    redemptions: Batcher<RedeemJob, crate::Redemption>,
+    rotations: Batcher<RotateJob, crate::Rotation>,
 }
 
 impl PgBatch {
@@ -94,7 +105,30 @@ impl PgBatch {
         let user_reads = Batcher::spawn(move |keys| read_users(p.clone(), keys));
         let p = pool.clone();
         let access_writes = Batcher::spawn(move |keys| insert_access(p.clone(), keys));
-        Self { access_reads, user_reads, access_writes }
+        // One batch at a time each: batches lock rows, and one at a time cannot deadlock.
+        let p = pool.clone();
+        let redemptions = Batcher::spawn_n(1, move |jobs| redeem_batch(p.clone(), jobs));
+        let p = pool.clone();
+        let rotations = Batcher::spawn_n(1, move |jobs| rotate_batch(p.clone(), jobs));
+        Self { access_reads, user_reads, access_writes, redemptions, rotations }
+    }
+
+    pub(crate) async fn redeem_code(
+        &self,
+        code_hash: &latchkey_core::TokenHash,
+        now: UnixTime,
+        decide: Box<crate::CodeDecision>,
+    ) -> StoreResult<crate::Redemption> {
+        self.redemptions.call((code_hash.as_str().to_owned(), now, decide)).await
+    }
+
+    pub(crate) async fn rotate_refresh(
+        &self,
+        token_hash: &latchkey_core::TokenHash,
+        now: UnixTime,
+        decide: Box<crate::RefreshDecision>,
+    ) -> StoreResult<crate::Rotation> {
+        self.rotations.call((token_hash.as_str().to_owned(), now, decide)).await
     }
 
     pub(crate) async fn get_access_token(
@@ -213,4 +247,319 @@ async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<Stor
         }
         Err(e) => vec![Err(StoreError::Database(e))],
     }
+}
+
+// ---- code redemptions and refresh rotations, batched ----
+//
+// One transaction per batch: claim every presented code (or refresh token) with one
+// `UPDATE … FROM UNNEST(…) RETURNING`, joined to its live grant; look the misses up in one
+// statement (used before: a replay, whose families are revoked in three statements; else
+// expired or unknown); run each claimed one's decision; store every new token with one insert
+// per table; COMMIT, and only then answer. Should any statement fail, the whole batch rolls
+// back (nothing is used up) and every caller gets the error: a retry finds its code or token
+// unused. Two requests in one batch presenting the same code or token: one claims it, the
+// other is a replay, as if they had come one after the other.
+
+pub(crate) type RotateJob = (String, UnixTime, Box<crate::RefreshDecision>);
+pub(crate) type RedeemJob = (String, UnixTime, Box<crate::CodeDecision>);
+
+/// Grant columns from a LEFT JOIN: all absent when the grant is revoked or gone.
+#[derive(sqlx::FromRow)]
+struct OptGrant {
+    id: Option<String>,
+    client_id: Option<String>,
+    user_id: Option<String>,
+    scope: Option<String>,
+    claims: Option<String>,
+    auth_time: Option<i64>,
+    acr: Option<String>,
+    amr: Option<String>,
+    sid: Option<String>,
+    created_at: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+impl OptGrant {
+    fn live(self) -> StoreResult<Option<crate::GrantRecord>> {
+        match (self.id, self.client_id, self.scope, self.created_at, self.expires_at) {
+            (Some(id), Some(client_id), Some(scope), Some(created_at), Some(expires_at)) => sql::GrantRow {
+                id,
+                client_id,
+                user_id: self.user_id,
+                scope,
+                claims: self.claims,
+                auth_time: self.auth_time,
+                acr: self.acr,
+                amr: self.amr,
+                sid: self.sid,
+                created_at,
+                expires_at,
+            }
+            .try_into()
+            .map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+const CLAIM_CODES_BATCH: &str = "WITH c AS (UPDATE authorization_codes a SET used_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(hash, now) WHERE a.code_hash = q.hash AND a.used_at IS NULL AND a.expires_at > q.now RETURNING a.code_hash, a.grant_id, a.redirect_uri, a.code_challenge, a.nonce) SELECT c.code_hash, c.redirect_uri, c.code_challenge, c.nonce, g.id, g.client_id, g.user_id, g.scope, g.claims, g.auth_time, g.acr, g.amr, g.sid, g.created_at, g.expires_at FROM c LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL";
+const PEEK_CODES_BATCH: &str = "SELECT code_hash, grant_id, used_at FROM authorization_codes WHERE code_hash = ANY($1)";
+const CLAIM_REFRESH_BATCH: &str = "WITH c AS (UPDATE refresh_tokens r SET used_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(hash, now) WHERE r.token_hash = q.hash AND r.used_at IS NULL AND r.expires_at > q.now RETURNING r.token_hash, r.grant_id, r.scope) SELECT c.token_hash, c.scope AS refresh_scope, g.id, g.client_id, g.user_id, g.scope, g.claims, g.auth_time, g.acr, g.amr, g.sid, g.created_at, g.expires_at FROM c LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL";
+const PEEK_REFRESH_BATCH: &str = "SELECT token_hash, grant_id, used_at FROM refresh_tokens WHERE token_hash = ANY($1)";
+const REVOKE_GRANTS_BATCH: &str = "UPDATE grants g SET revoked_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(id, now) WHERE g.id = q.id AND g.revoked_at IS NULL";
+const DELETE_GRANTS_ACCESS: &str = "DELETE FROM access_tokens WHERE grant_id = ANY($1)";
+const DELETE_GRANTS_REFRESH: &str = "DELETE FROM refresh_tokens WHERE grant_id = ANY($1)";
+const INSERT_REFRESH_BATCH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT q.token_hash, q.grant_id, q.scope, q.created_at, q.expires_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) AS q(token_hash, grant_id, scope, created_at, expires_at) WHERE EXISTS (SELECT 1 FROM grants g WHERE g.id = q.grant_id AND g.revoked_at IS NULL)";
+
+#[derive(sqlx::FromRow)]
+struct ClaimedCode {
+    code_hash: String,
+    redirect_uri: Option<String>,
+    code_challenge: Option<String>,
+    nonce: Option<String>,
+    #[sqlx(flatten)]
+    grant: OptGrant,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRefresh {
+    token_hash: String,
+    refresh_scope: String,
+    #[sqlx(flatten)]
+    grant: OptGrant,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// The misses' rows: hash → (grant id, used at).
+async fn peek(tx: &mut Tx, sql_text: &'static str, misses: &[(usize, String)]) -> StoreResult<PeekMap> {
+    let hashes: Vec<&str> = misses.iter().map(|(_, h)| h.as_str()).collect();
+    let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql_text).bind(hashes).fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(|(h, g, used)| (h, (g, used))).collect())
+}
+
+type PeekMap = std::collections::HashMap<String, (String, Option<i64>)>;
+
+/// Revoke every replayed family (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and delete its tokens.
+async fn revoke_families(tx: &mut Tx, replayed: &[(String, UnixTime)]) -> StoreResult<()> {
+    if replayed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = replayed.iter().map(|(g, _)| g.as_str()).collect();
+    let nows: Vec<i64> = replayed.iter().map(|(_, n)| *n).collect();
+    sqlx::query(REVOKE_GRANTS_BATCH).bind(&ids).bind(nows).execute(&mut **tx).await?;
+    sqlx::query(DELETE_GRANTS_ACCESS).bind(&ids).execute(&mut **tx).await?;
+    sqlx::query(DELETE_GRANTS_REFRESH).bind(&ids).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Store what the decisions produced: one insert per table (tokens of a revoked grant are
+/// skipped, as by the single inserts).
+async fn store_all(tx: &mut Tx, produced: Vec<crate::TokensToStore>) -> StoreResult<()> {
+    let mut access = Vec::new();
+    let mut refresh = Vec::new();
+    for t in produced {
+        access.extend(t.access);
+        refresh.extend(t.refresh);
+    }
+    if !access.is_empty() {
+        let n = access.len();
+        let (mut hashes, mut grants, mut clients) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut scopes, mut audiences) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut created, mut expires) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for t in &access {
+            hashes.push(t.token_hash.as_str());
+            grants.push(t.grant_id.as_deref());
+            clients.push(t.client_id.as_str());
+            scopes.push(t.scope.as_str());
+            audiences.push(t.audience.as_deref());
+            created.push(t.created_at);
+            expires.push(t.expires_at);
+        }
+        sqlx::query(INSERT_ACCESS_BATCH)
+            .bind(hashes)
+            .bind(grants)
+            .bind(clients)
+            .bind(scopes)
+            .bind(audiences)
+            .bind(created)
+            .bind(expires)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if !refresh.is_empty() {
+        let n = refresh.len();
+        let (mut hashes, mut grants, mut scopes) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut created, mut expires) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for r in &refresh {
+            hashes.push(r.token_hash.as_str());
+            grants.push(r.grant_id.as_str());
+            scopes.push(r.scope.as_str());
+            created.push(r.created_at);
+            expires.push(r.expires_at);
+        }
+        sqlx::query(INSERT_REFRESH_BATCH)
+            .bind(hashes)
+            .bind(grants)
+            .bind(scopes)
+            .bind(created)
+            .bind(expires)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A decision that panics fails its batch (rolled back), not the batch worker.
+fn guarded<T>(f: impl FnOnce() -> T) -> StoreResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| StoreError::Engine("a token decision panicked; the batch was rolled back".into()))
+}
+
+fn put<T>(out: &mut [Option<T>], i: usize, v: T) {
+    if let Some(slot) = out.get_mut(i) {
+        *slot = Some(v);
+    }
+}
+
+fn answer_all<V>(n: usize, r: StoreResult<Vec<V>>) -> Vec<StoreResult<V>> {
+    match r {
+        Ok(v) => v.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let why = e.to_string();
+            (0..n).map(|_| Err(StoreError::Engine(why.clone()))).collect()
+        }
+    }
+}
+
+async fn redeem_batch(pool: PgPool, jobs: Vec<RedeemJob>) -> Vec<StoreResult<crate::Redemption>> {
+    let n = jobs.len();
+    answer_all(n, redeem_in_tx(&pool, jobs).await)
+}
+
+async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<crate::Redemption>> {
+    use crate::Redemption;
+    let n = jobs.len();
+    let mut tx: Tx = pool.begin().await?;
+    let hashes: Vec<&str> = jobs.iter().map(|(h, _, _)| h.as_str()).collect();
+    let nows: Vec<i64> = jobs.iter().map(|(_, n, _)| *n).collect();
+    let claimed: Vec<ClaimedCode> =
+        sqlx::query_as(CLAIM_CODES_BATCH).bind(hashes).bind(nows).fetch_all(&mut *tx).await?;
+    let mut claimed: std::collections::HashMap<String, ClaimedCode> =
+        claimed.into_iter().map(|c| (c.code_hash.clone(), c)).collect();
+    let mut out: Vec<Option<Redemption>> = (0..n).map(|_| None).collect();
+    let mut misses = Vec::new();
+    let mut pending = Vec::new();
+    for (i, (hash, now, decide)) in jobs.into_iter().enumerate() {
+        match claimed.remove(&hash) {
+            Some(c) => match c.grant.live()? {
+                Some(grant) => pending.push((
+                    i,
+                    crate::RedeemedCode {
+                        grant,
+                        redirect_uri: c.redirect_uri,
+                        code_challenge: c.code_challenge,
+                        nonce: c.nonce,
+                    },
+                    decide,
+                )),
+                None => put(&mut out, i, Redemption::Unknown),
+            },
+            None => misses.push((i, hash, now)),
+        }
+    }
+    let mut replayed = Vec::new();
+    if !misses.is_empty() {
+        let keys: Vec<(usize, String)> = misses.iter().map(|(i, h, _)| (*i, h.clone())).collect();
+        let seen = peek(&mut tx, PEEK_CODES_BATCH, &keys).await?;
+        for (i, hash, now) in misses {
+            let v = match seen.get(&hash) {
+                None => Redemption::Unknown,
+                Some((grant_id, Some(_))) => {
+                    replayed.push((grant_id.clone(), now));
+                    Redemption::Replayed { grant_id: grant_id.clone() }
+                }
+                Some((_, None)) => Redemption::Expired,
+            };
+            put(&mut out, i, v);
+        }
+    }
+    revoke_families(&mut tx, &replayed).await?;
+    let mut produced = Vec::new();
+    for (i, redeemed, decide) in pending {
+        let v = match guarded(|| decide(&redeemed))? {
+            Ok(t) => {
+                produced.push(t);
+                Redemption::Redeemed(Box::new(redeemed))
+            }
+            Err(e) => Redemption::Refused(e),
+        };
+        put(&mut out, i, v);
+    }
+    store_all(&mut tx, produced).await?;
+    tx.commit().await?;
+    Ok(out.into_iter().map(|o| o.unwrap_or(Redemption::Unknown)).collect())
+}
+
+async fn rotate_batch(pool: PgPool, jobs: Vec<RotateJob>) -> Vec<StoreResult<crate::Rotation>> {
+    let n = jobs.len();
+    answer_all(n, rotate_in_tx(&pool, jobs).await)
+}
+
+async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<crate::Rotation>> {
+    use crate::Rotation;
+    let n = jobs.len();
+    let mut tx: Tx = pool.begin().await?;
+    let hashes: Vec<&str> = jobs.iter().map(|(h, _, _)| h.as_str()).collect();
+    let nows: Vec<i64> = jobs.iter().map(|(_, n, _)| *n).collect();
+    let claimed: Vec<ClaimedRefresh> =
+        sqlx::query_as(CLAIM_REFRESH_BATCH).bind(hashes).bind(nows).fetch_all(&mut *tx).await?;
+    let mut claimed: std::collections::HashMap<String, ClaimedRefresh> =
+        claimed.into_iter().map(|c| (c.token_hash.clone(), c)).collect();
+    let mut out: Vec<Option<Rotation>> = (0..n).map(|_| None).collect();
+    let mut misses = Vec::new();
+    let mut pending = Vec::new();
+    for (i, (hash, now, decide)) in jobs.into_iter().enumerate() {
+        match claimed.remove(&hash) {
+            Some(c) => match c.grant.live()? {
+                Some(grant) if grant.expires_at <= now => put(&mut out, i, Rotation::Expired),
+                Some(grant) => pending.push((i, grant, c.refresh_scope, decide)),
+                None => put(&mut out, i, Rotation::Unknown),
+            },
+            None => misses.push((i, hash, now)),
+        }
+    }
+    let mut replayed = Vec::new();
+    if !misses.is_empty() {
+        let keys: Vec<(usize, String)> = misses.iter().map(|(i, h, _)| (*i, h.clone())).collect();
+        let seen = peek(&mut tx, PEEK_REFRESH_BATCH, &keys).await?;
+        for (i, hash, now) in misses {
+            let v = match seen.get(&hash) {
+                None => Rotation::Unknown,
+                Some((grant_id, Some(_))) => {
+                    replayed.push((grant_id.clone(), now));
+                    Rotation::Replayed { grant_id: grant_id.clone() }
+                }
+                Some((_, None)) => Rotation::Expired,
+            };
+            put(&mut out, i, v);
+        }
+    }
+    revoke_families(&mut tx, &replayed).await?;
+    let mut produced = Vec::new();
+    for (i, grant, scope, decide) in pending {
+        let v = match guarded(|| decide(&grant, &scope))? {
+            Ok(t) => {
+                produced.push(t);
+                Rotation::Rotated { grant: Box::new(grant), scope }
+            }
+            Err(e) => Rotation::Refused(e),
+        };
+        put(&mut out, i, v);
+    }
+    store_all(&mut tx, produced).await?;
+    tx.commit().await?;
+    Ok(out.into_iter().map(|o| o.unwrap_or(Rotation::Unknown)).collect())
 }

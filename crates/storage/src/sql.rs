@@ -1390,6 +1390,9 @@ macro_rules! impl_store {
                 if let Some(f) = self.fast() {
                     return f.redeem_code(code_hash, now, decide).await;
                 }
+                if let Some(b) = self.batched() {
+                    return b.redeem_code(code_hash, now, decide).await;
+                }
                 let mut tx = self.begin().await?;
                 // RFC 6749 §4.1.2: single use, decided by one conditional UPDATE.
                 let claimed: Option<$crate::sql::ClaimedCodeRow> = sqlx::query_as($crate::sql::CLAIM_CODE)
@@ -1500,6 +1503,9 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<$crate::Rotation> {
                 if let Some(f) = self.fast() {
                     return f.rotate_refresh(token_hash, now, decide).await;
+                }
+                if let Some(b) = self.batched() {
+                    return b.rotate_refresh(token_hash, now, decide).await;
                 }
                 let mut tx = self.begin().await?;
                 let claimed: Option<(String, String)> = sqlx::query_as($crate::sql::CLAIM_REFRESH)
