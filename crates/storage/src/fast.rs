@@ -56,6 +56,8 @@ pub(crate) struct Fast {
     readers: Mutex<Vec<Connection>>,
     jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -70,7 +72,7 @@ impl Fast {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let ckpt_conn = open_conn(path, busy_timeout)?;
         let (committed, commits) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let checkpoint_thread = std::thread::Builder::new()
             .name("latchkey-sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(ckpt_conn, commits))
             .map_err(|e| StoreError::Engine(format!("cannot start the SQLite checkpoint thread: {e}")))?;
@@ -87,6 +89,8 @@ impl Fast {
             readers: Mutex::new(Vec::new()),
             jobs: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
+            closed: std::sync::atomic::AtomicBool::new(false),
             gate,
         })
     }
@@ -97,16 +101,22 @@ impl Fast {
 
     /// Stop the writer thread once the queued jobs are done, and close every connection.
     pub(crate) async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut j) = self.jobs.lock() {
             j.take();
         }
         if let Ok(mut c) = self.checkpointer.lock() {
             c.take();
         }
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(h) = handle {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
+        // The writer thread first (it holds a sender of the checkpointer's channel).
+        let writer = self.thread.lock().ok().and_then(|mut t| t.take());
+        let checkpointer = self.checkpoint_thread.lock().ok().and_then(|mut t| t.take());
+        let _ = tokio::task::spawn_blocking(move || {
+            for h in [writer, checkpointer].into_iter().flatten() {
+                let _ = h.join();
+            }
+        })
+        .await;
         if let Ok(mut r) = self.readers.lock() {
             r.clear();
         }
@@ -132,6 +142,9 @@ impl Fast {
 
     /// Run `f` on an idle read connection (opened if none is idle).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Engine("the store is closed".into()));
+        }
         let conn = match self.readers.lock().ok().and_then(|mut r| r.pop()) {
             Some(c) => c,
             None => open_conn(&self.path, self.busy_timeout)?,
@@ -400,6 +413,13 @@ where
     F: FnOnce(&Connection) -> StoreResult<T> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
+        // Its caller is gone (disconnected, or past the request deadline): nobody would receive
+        // what it issues, and a used-up code or rotated token would turn the client's retry into
+        // a replay. Not run, nothing written.
+        if self.reply.as_ref().is_none_or(|r| r.is_closed()) {
+            self.out = Some(Err(StoreError::Engine("the request was cancelled before its write".into())));
+            return false;
+        }
         let Some(f) = self.f.take() else { return false };
         // A panic in a decision must not take the writer thread (and every later write) down.
         let out = match std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))) {

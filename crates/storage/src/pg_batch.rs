@@ -36,7 +36,7 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
     fn spawn<F, Fut>(run: F) -> Self
     where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Vec<StoreResult<V>>> + Send,
+        Fut: Future<Output = Vec<StoreResult<V>>> + Send + 'static,
     {
         Self::spawn_n(WORKERS, run)
     }
@@ -45,7 +45,7 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
     fn spawn_n<F, Fut>(workers: usize, run: F) -> Self
     where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Vec<StoreResult<V>>> + Send,
+        Fut: Future<Output = Vec<StoreResult<V>>> + Send + 'static,
     {
         let (tx, rx) = mpsc::unbounded_channel::<(K, Reply<V>)>();
         let rx = Arc::new(Mutex::new(rx));
@@ -69,7 +69,20 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
                         }
                         (keys, replies)
                     };
-                    let mut out = run(keys).await.into_iter();
+                    // Callers that are gone (disconnected, past their deadline) are dropped
+                    // before anything is written for them: nobody would receive the result.
+                    let (keys, replies): (Vec<K>, Vec<Reply<V>>) =
+                        keys.into_iter().zip(replies).filter(|(_, r)| !r.is_closed()).unzip();
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    // In its own task: a panic fails this batch, not the worker.
+                    let n = keys.len();
+                    let results = match tokio::spawn(run(keys)).await {
+                        Ok(v) => v,
+                        Err(e) => (0..n).map(|_| Err(StoreError::Engine(format!("a batch failed: {e}")))).collect(),
+                    };
+                    let mut out = results.into_iter();
                     for r in replies {
                         let v = out.next().unwrap_or_else(|| Err(StoreError::Engine("a batch lost a result".into())));
                         // The caller may have gone (its request was cancelled).
@@ -312,6 +325,8 @@ const PEEK_REFRESH_BATCH: &str = "SELECT token_hash, grant_id, used_at FROM refr
 const REVOKE_GRANTS_BATCH: &str = "UPDATE grants g SET revoked_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(id, now) WHERE g.id = q.id AND g.revoked_at IS NULL";
 const DELETE_GRANTS_ACCESS: &str = "DELETE FROM access_tokens WHERE grant_id = ANY($1)";
 const DELETE_GRANTS_REFRESH: &str = "DELETE FROM refresh_tokens WHERE grant_id = ANY($1)";
+const UNCLAIM_CODES: &str = "UPDATE authorization_codes SET used_at = NULL WHERE code_hash = ANY($1)";
+const UNCLAIM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = NULL WHERE token_hash = ANY($1)";
 const INSERT_REFRESH_BATCH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT q.token_hash, q.grant_id, q.scope, q.created_at, q.expires_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) AS q(token_hash, grant_id, scope, created_at, expires_at) WHERE COALESCE((SELECT g.revoked_at IS NULL FROM grants g WHERE g.id = q.grant_id), false)";
 
 #[derive(sqlx::FromRow)]
@@ -415,21 +430,37 @@ async fn store_all(tx: &mut Tx, produced: Vec<crate::TokensToStore>) -> StoreRes
     Ok(())
 }
 
-/// A decision that panics fails its batch (rolled back), not the batch worker.
+/// A decision that panics fails its own request (its claim undone), not the batch or the worker.
 fn guarded<T>(f: impl FnOnce() -> T) -> StoreResult<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .map_err(|_| StoreError::Engine("a token decision panicked; the batch was rolled back".into()))
 }
 
-fn put<T>(out: &mut [Option<T>], i: usize, v: T) {
+fn put<T>(out: &mut [Option<StoreResult<T>>], i: usize, v: T) {
     if let Some(slot) = out.get_mut(i) {
-        *slot = Some(v);
+        *slot = Some(Ok(v));
     }
 }
 
-fn answer_all<V>(n: usize, r: StoreResult<Vec<V>>) -> Vec<StoreResult<V>> {
+/// One request failed (a corrupt row, a decision that panicked): it gets the error and its
+/// claim is undone (`unclaim`), as the single-request path rolls its transaction back; the
+/// others in the batch go on.
+fn fail<T>(out: &mut [Option<StoreResult<T>>], i: usize, e: StoreError) {
+    if let Some(slot) = out.get_mut(i) {
+        *slot = Some(Err(e));
+    }
+}
+
+async fn unclaim(tx: &mut Tx, sql_text: &'static str, hashes: &[String]) -> StoreResult<()> {
+    if !hashes.is_empty() {
+        sqlx::query(sql_text).bind(hashes).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn answer_all<V>(n: usize, r: StoreResult<Vec<StoreResult<V>>>) -> Vec<StoreResult<V>> {
     match r {
-        Ok(v) => v.into_iter().map(Ok).collect(),
+        Ok(v) => v,
         Err(e) => {
             let why = e.to_string();
             (0..n).map(|_| Err(StoreError::Engine(why.clone()))).collect()
@@ -442,7 +473,7 @@ async fn redeem_batch(pool: PgPool, jobs: Vec<RedeemJob>) -> Vec<StoreResult<cra
     answer_all(n, redeem_in_tx(&pool, jobs).await)
 }
 
-async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<crate::Redemption>> {
+async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<StoreResult<crate::Redemption>>> {
     use crate::Redemption;
     let n = jobs.len();
     let mut tx: Tx = pool.begin().await?;
@@ -452,13 +483,19 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<cr
         sqlx::query_as(CLAIM_CODES_BATCH).bind(hashes).bind(nows).fetch_all(&mut *tx).await?;
     let mut claimed: std::collections::HashMap<String, ClaimedCode> =
         claimed.into_iter().map(|c| (c.code_hash.clone(), c)).collect();
-    let mut out: Vec<Option<Redemption>> = (0..n).map(|_| None).collect();
+    let mut out: Vec<Option<StoreResult<Redemption>>> = (0..n).map(|_| None).collect();
     let mut misses = Vec::new();
     let mut pending = Vec::new();
+    let mut undo = Vec::new();
     for (i, (hash, now, decide)) in jobs.into_iter().enumerate() {
         match claimed.remove(&hash) {
-            Some(c) => match c.grant.live()? {
-                Some(grant) => pending.push((
+            Some(c) => match c.grant.live() {
+                Err(e) => {
+                    fail(&mut out, i, e);
+                    undo.push(hash);
+                }
+                Ok(Some(grant)) => pending.push((
+                    hash,
                     i,
                     crate::RedeemedCode {
                         grant,
@@ -468,7 +505,7 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<cr
                     },
                     decide,
                 )),
-                None => put(&mut out, i, Redemption::Unknown),
+                Ok(None) => put(&mut out, i, Redemption::Unknown),
             },
             None => misses.push((i, hash, now)),
         }
@@ -491,19 +528,23 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<cr
     }
     revoke_families(&mut tx, &replayed).await?;
     let mut produced = Vec::new();
-    for (i, redeemed, decide) in pending {
-        let v = match guarded(|| decide(&redeemed))? {
-            Ok(t) => {
+    for (hash, i, redeemed, decide) in pending {
+        match guarded(|| decide(&redeemed)) {
+            Ok(Ok(t)) => {
                 produced.push(t);
-                Redemption::Redeemed(Box::new(redeemed))
+                put(&mut out, i, Redemption::Redeemed(Box::new(redeemed)));
             }
-            Err(e) => Redemption::Refused(e),
-        };
-        put(&mut out, i, v);
+            Ok(Err(e)) => put(&mut out, i, Redemption::Refused(e)),
+            Err(e) => {
+                fail(&mut out, i, e);
+                undo.push(hash);
+            }
+        }
     }
+    unclaim(&mut tx, UNCLAIM_CODES, &undo).await?;
     store_all(&mut tx, produced).await?;
     tx.commit().await?;
-    Ok(out.into_iter().map(|o| o.unwrap_or(Redemption::Unknown)).collect())
+    Ok(out.into_iter().map(|o| o.unwrap_or(Ok(Redemption::Unknown))).collect())
 }
 
 async fn rotate_batch(pool: PgPool, jobs: Vec<RotateJob>) -> Vec<StoreResult<crate::Rotation>> {
@@ -511,7 +552,7 @@ async fn rotate_batch(pool: PgPool, jobs: Vec<RotateJob>) -> Vec<StoreResult<cra
     answer_all(n, rotate_in_tx(&pool, jobs).await)
 }
 
-async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<crate::Rotation>> {
+async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<StoreResult<crate::Rotation>>> {
     use crate::Rotation;
     let n = jobs.len();
     let mut tx: Tx = pool.begin().await?;
@@ -521,15 +562,20 @@ async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<cr
         sqlx::query_as(CLAIM_REFRESH_BATCH).bind(hashes).bind(nows).fetch_all(&mut *tx).await?;
     let mut claimed: std::collections::HashMap<String, ClaimedRefresh> =
         claimed.into_iter().map(|c| (c.token_hash.clone(), c)).collect();
-    let mut out: Vec<Option<Rotation>> = (0..n).map(|_| None).collect();
+    let mut out: Vec<Option<StoreResult<Rotation>>> = (0..n).map(|_| None).collect();
     let mut misses = Vec::new();
     let mut pending = Vec::new();
+    let mut undo = Vec::new();
     for (i, (hash, now, decide)) in jobs.into_iter().enumerate() {
         match claimed.remove(&hash) {
-            Some(c) => match c.grant.live()? {
-                Some(grant) if grant.expires_at <= now => put(&mut out, i, Rotation::Expired),
-                Some(grant) => pending.push((i, grant, c.refresh_scope, decide)),
-                None => put(&mut out, i, Rotation::Unknown),
+            Some(c) => match c.grant.live() {
+                Err(e) => {
+                    fail(&mut out, i, e);
+                    undo.push(hash);
+                }
+                Ok(Some(grant)) if grant.expires_at <= now => put(&mut out, i, Rotation::Expired),
+                Ok(Some(grant)) => pending.push((hash, i, grant, c.refresh_scope, decide)),
+                Ok(None) => put(&mut out, i, Rotation::Unknown),
             },
             None => misses.push((i, hash, now)),
         }
@@ -552,17 +598,21 @@ async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<cr
     }
     revoke_families(&mut tx, &replayed).await?;
     let mut produced = Vec::new();
-    for (i, grant, scope, decide) in pending {
-        let v = match guarded(|| decide(&grant, &scope))? {
-            Ok(t) => {
+    for (hash, i, grant, scope, decide) in pending {
+        match guarded(|| decide(&grant, &scope)) {
+            Ok(Ok(t)) => {
                 produced.push(t);
-                Rotation::Rotated { grant: Box::new(grant), scope }
+                put(&mut out, i, Rotation::Rotated { grant: Box::new(grant), scope });
             }
-            Err(e) => Rotation::Refused(e),
-        };
-        put(&mut out, i, v);
+            Ok(Err(e)) => put(&mut out, i, Rotation::Refused(e)),
+            Err(e) => {
+                fail(&mut out, i, e);
+                undo.push(hash);
+            }
+        }
     }
+    unclaim(&mut tx, UNCLAIM_REFRESH, &undo).await?;
     store_all(&mut tx, produced).await?;
     tx.commit().await?;
-    Ok(out.into_iter().map(|o| o.unwrap_or(Rotation::Unknown)).collect())
+    Ok(out.into_iter().map(|o| o.unwrap_or(Ok(Rotation::Unknown))).collect())
 }

@@ -18,7 +18,8 @@ struct Workers {
     jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
 }
 
-/// How much lower than the runtime's threads argon2 runs (a CFS weight of 110 against 1024).
+/// How much lower than the runtime's threads argon2 runs (nice +10: a CFS weight of 110
+/// against 1024), relative to the process's own nice value.
 const ARGON2_NICE: i32 = 10;
 
 impl Workers {
@@ -31,7 +32,8 @@ impl Workers {
                 .name(format!("latchkey-argon2-{i}"))
                 .spawn(move || {
                     // Linux: nice is per thread, and `None` (who = 0) is the calling thread.
-                    if let Err(e) = rustix::process::setpriority_process(None, ARGON2_NICE) {
+                    let base = rustix::process::getpriority_process(None).unwrap_or(0);
+                    if let Err(e) = rustix::process::setpriority_process(None, (base + ARGON2_NICE).min(19)) {
                         tracing::debug!(error = %e, "cannot lower the argon2 threads' priority");
                     }
                     loop {
@@ -40,7 +42,11 @@ impl Workers {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            // A panicking job loses its answer (the caller sees an error), not
+                            // the thread.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
                             // Every `Passwords` is gone.
                             Err(_) => return,
                         }
@@ -204,6 +210,7 @@ mod tests {
     /// threads keep their priority).
     #[tokio::test]
     async fn argon2_runs_on_its_own_lower_priority_threads() {
+        let base = rustix::process::getpriority_process(None).unwrap();
         let p = cheap();
         let (name, nice) = p
             .workers
@@ -211,8 +218,12 @@ mod tests {
             .await
             .unwrap();
         assert!(name.unwrap().starts_with("latchkey-argon2-"));
-        assert_eq!(nice.unwrap(), ARGON2_NICE);
-        assert_eq!(rustix::process::getpriority_process(None).unwrap(), 0, "the caller's thread is untouched");
+        assert_eq!(nice.unwrap(), (base + ARGON2_NICE).min(19));
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), base, "the caller's thread is untouched");
+        // A job that panics costs its answer, not the thread.
+        assert!(p.workers.run(|| -> u8 { panic!("job bug") }).await.is_err());
+        let again = p.workers.run(|| 7).await;
+        assert_eq!(again.unwrap(), 7);
     }
 
     #[tokio::test]
