@@ -221,12 +221,15 @@ async fn read_users(pool: PgPool, ids: Vec<String>) -> Vec<StoreResult<Option<Us
 /// from 2.6 k/s to 1 k/s once 34 k grants existed).
 const INSERT_ACCESS_BATCH: &str = "INSERT INTO access_tokens (token_hash, grant_id, client_id, scope, audience, created_at, expires_at) SELECT q.token_hash, q.grant_id, q.client_id, q.scope, q.audience, q.created_at, q.expires_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[]) AS q(token_hash, grant_id, client_id, scope, audience, created_at, expires_at) WHERE q.grant_id IS NULL OR COALESCE((SELECT g.revoked_at IS NULL FROM grants g WHERE g.id = q.grant_id), false) RETURNING token_hash";
 
-async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<StoreResult<bool>> {
+/// INSERT_ACCESS_BATCH with its column arrays bound; yields the hashes it stored.
+fn access_batch<'q>(
+    tokens: &'q [AccessTokenRecord],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, (String,), sqlx::postgres::PgArguments> {
     let n = tokens.len();
     let (mut hashes, mut grants, mut clients) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut scopes, mut audiences) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut created, mut expires) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for t in &tokens {
+    for t in tokens {
         hashes.push(t.token_hash.as_str());
         grants.push(t.grant_id.as_deref());
         clients.push(t.client_id.as_str());
@@ -235,7 +238,7 @@ async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<Stor
         created.push(t.created_at);
         expires.push(t.expires_at);
     }
-    let inserted: Result<Vec<(String,)>, sqlx::Error> = sqlx::query_as(INSERT_ACCESS_BATCH)
+    sqlx::query_as(INSERT_ACCESS_BATCH)
         .bind(hashes)
         .bind(grants)
         .bind(clients)
@@ -243,8 +246,10 @@ async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<Stor
         .bind(audiences)
         .bind(created)
         .bind(expires)
-        .fetch_all(&pool)
-        .await;
+}
+
+async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<StoreResult<bool>> {
+    let inserted: Result<Vec<(String,)>, sqlx::Error> = access_batch(&tokens).fetch_all(&pool).await;
     match inserted {
         Ok(rows) => {
             let stored: std::collections::HashSet<String> = rows.into_iter().map(|(h,)| h).collect();
@@ -350,8 +355,7 @@ struct ClaimedRefresh {
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The misses' rows: hash → (grant id, used at).
-async fn peek(tx: &mut Tx, sql_text: &'static str, misses: &[(usize, String)]) -> StoreResult<PeekMap> {
-    let hashes: Vec<&str> = misses.iter().map(|(_, h)| h.as_str()).collect();
+async fn peek(tx: &mut Tx, sql_text: &'static str, hashes: Vec<&str>) -> StoreResult<PeekMap> {
     let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql_text).bind(hashes).fetch_all(&mut **tx).await?;
     Ok(rows.into_iter().map(|(h, g, used)| (h, (g, used))).collect())
 }
@@ -381,30 +385,7 @@ async fn store_all(tx: &mut Tx, produced: Vec<crate::TokensToStore>) -> StoreRes
         refresh.extend(t.refresh);
     }
     if !access.is_empty() {
-        let n = access.len();
-        let (mut hashes, mut grants, mut clients) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut scopes, mut audiences) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut created, mut expires) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for t in &access {
-            hashes.push(t.token_hash.as_str());
-            grants.push(t.grant_id.as_deref());
-            clients.push(t.client_id.as_str());
-            scopes.push(t.scope.as_str());
-            audiences.push(t.audience.as_deref());
-            created.push(t.created_at);
-            expires.push(t.expires_at);
-        }
-        sqlx::query(INSERT_ACCESS_BATCH)
-            .bind(hashes)
-            .bind(grants)
-            .bind(clients)
-            .bind(scopes)
-            .bind(audiences)
-            .bind(created)
-            .bind(expires)
-            .execute(&mut **tx)
-            .await?;
+        access_batch(&access).fetch_all(&mut **tx).await?;
     }
     if !refresh.is_empty() {
         let n = refresh.len();
@@ -512,8 +493,8 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<St
     }
     let mut replayed = Vec::new();
     if !misses.is_empty() {
-        let keys: Vec<(usize, String)> = misses.iter().map(|(i, h, _)| (*i, h.clone())).collect();
-        let seen = peek(&mut tx, PEEK_CODES_BATCH, &keys).await?;
+        let hashes: Vec<&str> = misses.iter().map(|(_, h, _)| h.as_str()).collect();
+        let seen = peek(&mut tx, PEEK_CODES_BATCH, hashes).await?;
         for (i, hash, now) in misses {
             let v = match seen.get(&hash) {
                 None => Redemption::Unknown,
@@ -582,8 +563,8 @@ async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<St
     }
     let mut replayed = Vec::new();
     if !misses.is_empty() {
-        let keys: Vec<(usize, String)> = misses.iter().map(|(i, h, _)| (*i, h.clone())).collect();
-        let seen = peek(&mut tx, PEEK_REFRESH_BATCH, &keys).await?;
+        let hashes: Vec<&str> = misses.iter().map(|(_, h, _)| h.as_str()).collect();
+        let seen = peek(&mut tx, PEEK_REFRESH_BATCH, hashes).await?;
         for (i, hash, now) in misses {
             let v = match seen.get(&hash) {
                 None => Rotation::Unknown,
