@@ -354,13 +354,46 @@ struct ClaimedRefresh {
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
-/// The misses' rows: hash → (grant id, used at).
-async fn peek(tx: &mut Tx, sql_text: &'static str, hashes: Vec<&str>) -> StoreResult<PeekMap> {
-    let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql_text).bind(hashes).fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(|(h, g, used)| (h, (g, used))).collect())
+/// Why a presented code or refresh token was not claimed.
+enum Miss {
+    Unknown,
+    /// Used before: its family (grant) is now revoked.
+    Replayed(String),
+    Expired,
 }
 
-type PeekMap = std::collections::HashMap<String, (String, Option<i64>)>;
+/// The misses (job index, hash, now), looked up in one statement (`peek_sql`); the replayed
+/// families are revoked here.
+async fn settle_misses(
+    tx: &mut Tx,
+    peek_sql: &'static str,
+    misses: Vec<(usize, String, UnixTime)>,
+) -> StoreResult<Vec<(usize, Miss)>> {
+    if misses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<&str> = misses.iter().map(|(_, h, _)| h.as_str()).collect();
+    let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(peek_sql).bind(hashes).fetch_all(&mut **tx).await?;
+    let seen: std::collections::HashMap<String, (String, Option<i64>)> =
+        rows.into_iter().map(|(h, g, used)| (h, (g, used))).collect();
+    let mut replayed = Vec::new();
+    let mut out = Vec::with_capacity(misses.len());
+    for (i, hash, now) in misses {
+        out.push((
+            i,
+            match seen.get(&hash) {
+                None => Miss::Unknown,
+                Some((grant_id, Some(_))) => {
+                    replayed.push((grant_id.clone(), now));
+                    Miss::Replayed(grant_id.clone())
+                }
+                Some((_, None)) => Miss::Expired,
+            },
+        ));
+    }
+    revoke_families(tx, &replayed).await?;
+    Ok(out)
+}
 
 /// Revoke every replayed family (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and delete its tokens.
 async fn revoke_families(tx: &mut Tx, replayed: &[(String, UnixTime)]) -> StoreResult<()> {
@@ -491,23 +524,14 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<St
             None => misses.push((i, hash, now)),
         }
     }
-    let mut replayed = Vec::new();
-    if !misses.is_empty() {
-        let hashes: Vec<&str> = misses.iter().map(|(_, h, _)| h.as_str()).collect();
-        let seen = peek(&mut tx, PEEK_CODES_BATCH, hashes).await?;
-        for (i, hash, now) in misses {
-            let v = match seen.get(&hash) {
-                None => Redemption::Unknown,
-                Some((grant_id, Some(_))) => {
-                    replayed.push((grant_id.clone(), now));
-                    Redemption::Replayed { grant_id: grant_id.clone() }
-                }
-                Some((_, None)) => Redemption::Expired,
-            };
-            put(&mut out, i, v);
-        }
+    for (i, miss) in settle_misses(&mut tx, PEEK_CODES_BATCH, misses).await? {
+        let v = match miss {
+            Miss::Unknown => Redemption::Unknown,
+            Miss::Replayed(grant_id) => Redemption::Replayed { grant_id },
+            Miss::Expired => Redemption::Expired,
+        };
+        put(&mut out, i, v);
     }
-    revoke_families(&mut tx, &replayed).await?;
     let mut produced = Vec::new();
     for (hash, i, redeemed, decide) in pending {
         match guarded(|| decide(&redeemed)) {
@@ -561,23 +585,14 @@ async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<St
             None => misses.push((i, hash, now)),
         }
     }
-    let mut replayed = Vec::new();
-    if !misses.is_empty() {
-        let hashes: Vec<&str> = misses.iter().map(|(_, h, _)| h.as_str()).collect();
-        let seen = peek(&mut tx, PEEK_REFRESH_BATCH, hashes).await?;
-        for (i, hash, now) in misses {
-            let v = match seen.get(&hash) {
-                None => Rotation::Unknown,
-                Some((grant_id, Some(_))) => {
-                    replayed.push((grant_id.clone(), now));
-                    Rotation::Replayed { grant_id: grant_id.clone() }
-                }
-                Some((_, None)) => Rotation::Expired,
-            };
-            put(&mut out, i, v);
-        }
+    for (i, miss) in settle_misses(&mut tx, PEEK_REFRESH_BATCH, misses).await? {
+        let v = match miss {
+            Miss::Unknown => Rotation::Unknown,
+            Miss::Replayed(grant_id) => Rotation::Replayed { grant_id },
+            Miss::Expired => Rotation::Expired,
+        };
+        put(&mut out, i, v);
     }
-    revoke_families(&mut tx, &replayed).await?;
     let mut produced = Vec::new();
     for (hash, i, grant, scope, decide) in pending {
         match guarded(|| decide(&grant, &scope)) {
