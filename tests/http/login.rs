@@ -122,7 +122,12 @@ async fn https_issuers_get_host_prefixed_secure_cookies() {
     let (url, ..) = authorize_url(&srv.base, &c, "openid", &[]);
     let r = srv.http.get(&url).send().await.unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let r = srv.http.get(srv.url(&loc)).send().await.unwrap();
+    let binding = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(binding.starts_with("__Host-latchkey_browser=") && binding.contains("; Secure"), "{binding}");
+    // (A browser would not send a Secure cookie over this test's plain http: sent by hand.)
+    let cookie = binding.split(';').next().unwrap();
+    let r = srv.http.get(srv.url(&loc)).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     let set = r.headers()["set-cookie"].to_str().unwrap();
     assert!(set.starts_with("__Host-latchkey_csrf=") && set.contains("; Secure"), "{set}");
 }

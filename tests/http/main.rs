@@ -13,6 +13,7 @@ mod support;
 
 mod assertions;
 mod authorize;
+mod binding;
 mod cluster;
 mod cors;
 mod discovery;

@@ -49,10 +49,12 @@ fn decide(
     if req.prompt.has(InteractivePrompt::SelectAccount) && !confirmed {
         return Next::SelectAccount;
     }
-    match pending.and_then(|p| p.consent.as_deref()) {
-        Some("denied") => return Next::Denied,
-        Some("granted") => return Next::Issue,
-        _ => {}
+    // The consent page's answer counts only for the user and session that gave it; any other
+    // session resuming this request is asked again (architecture habit 13).
+    match pending.and_then(|p| p.consent.as_ref()).filter(|c| c.sid == s.sid && c.user_id == s.user_id) {
+        Some(c) if !c.granted => return Next::Denied,
+        Some(_) => return Next::Issue,
+        None => {}
     }
     if client.skip_consent {
         return Next::Issue;
@@ -148,25 +150,31 @@ async fn proceed_inner(
         Next::Consent => CONSENT_PATH,
     };
 
-    // Park the request and send the browser to the page.
-    let raw = match pending {
-        Some((raw, _)) => raw,
+    // Park the request, bound to this browser, and send the browser to the page.
+    let (raw, set_cookie) = match pending {
+        Some((raw, _)) => (raw, None),
         None => {
             let id = SecretToken::generate();
+            let (browser_hash, set_cookie) = interaction::bind_browser(&state.settings, headers);
             let rec = InteractionRecord {
                 id_hash: id.hash(),
                 client_id: client.client_id.clone(),
                 request: req,
+                browser_hash,
                 login_sid: None,
                 consent: None,
                 created_at: now,
                 expires_at: now + state.settings.lifetimes.interaction,
             };
             state.store.create_interaction(&rec).await.map_err(OAuthError::server_error)?;
-            id.expose().to_owned()
+            (id.expose().to_owned(), Some(set_cookie))
         }
     };
-    Ok(interaction::see_other(&interaction::url(page, &raw)))
+    let mut r = interaction::see_other(&interaction::url(page, &raw));
+    if let Some(c) = set_cookie.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().append(http::header::SET_COOKIE, c);
+    }
+    Ok(r)
 }
 
 fn random_id() -> String {
@@ -283,13 +291,18 @@ mod tests {
         }
     }
 
-    fn pending(login_sid: Option<&str>, created_at: i64, consent: Option<&str>) -> InteractionRecord {
+    fn pending(login_sid: Option<&str>, created_at: i64, consent: Option<(bool, &str)>) -> InteractionRecord {
         InteractionRecord {
             id_hash: SecretToken::generate().hash(),
             client_id: "c".into(),
             request: req("", None),
+            browser_hash: SecretToken::generate().hash(),
             login_sid: login_sid.map(str::to_owned),
-            consent: consent.map(str::to_owned),
+            consent: consent.map(|(granted, sid)| latchkey_storage::InteractionConsent {
+                granted,
+                user_id: "u1".into(),
+                sid: sid.into(),
+            }),
             created_at,
             expires_at: created_at + 900,
         }
@@ -340,10 +353,37 @@ mod tests {
             decide(&req("", None), &client(false), Some(&s), Some("u1"), None, Some(SCOPES), 100),
             Next::Consent
         );
-        let denied = pending(Some("s1"), 60, Some("denied"));
+        let denied = pending(Some("s1"), 60, Some((false, "s1")));
         assert_eq!(
             decide(&req("", None), &client(false), Some(&s), Some("u1"), Some(&denied), None, 100),
             Next::Denied
+        );
+    }
+
+    #[test]
+    fn a_consent_answer_counts_only_for_the_session_that_gave_it() {
+        let s = session(50);
+        let mine = pending(Some("s1"), 60, Some((true, "s1")));
+        assert_eq!(decide(&req("", None), &client(false), Some(&s), Some("u1"), Some(&mine), None, 100), Next::Issue);
+        // Given by another session (another browser, another user): asked again.
+        let theirs = pending(None, 60, Some((true, "attacker-sid")));
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), Some(&theirs), None, 100),
+            Next::Consent
+        );
+        // The same sid but another user (a forged or stale row): asked again.
+        let mut other_user = pending(Some("s1"), 60, Some((true, "s1")));
+        if let Some(c) = other_user.consent.as_mut() {
+            c.user_id = "u2".into();
+        }
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), Some(&other_user), None, 100),
+            Next::Consent
+        );
+        let theirs_denied = pending(None, 60, Some((false, "attacker-sid")));
+        assert_eq!(
+            decide(&req("", None), &client(false), Some(&s), Some("u1"), Some(&theirs_denied), None, 100),
+            Next::Consent
         );
     }
 

@@ -1,34 +1,27 @@
 //! `/authorize/resume?interaction=…`: where the login, account and consent pages send the
-//! browser back. The stored request is re-checked against the client's current registration.
+//! browser back, in the browser that started the request (and only there). The stored request is
+//! re-checked against the client's current registration.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use latchkey_core::OAuthError;
 use latchkey_web::redirect::check_redirect_uri;
-use latchkey_web::{AppState, ErrorPage, VerifiedRedirect, interaction};
-use std::collections::HashMap;
+use latchkey_web::{AppState, ErrorPage, QueryParams, VerifiedRedirect, interaction};
 
 use crate::flow;
 
-pub async fn resume(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(raw) = q.get("interaction").filter(|r| interaction::well_formed(r)) else {
-        return ErrorPage::new(OAuthError::invalid_request("this sign-in request is not valid")).into_response();
+pub async fn resume(State(state): State<AppState>, QueryParams(q): QueryParams, headers: HeaderMap) -> Response {
+    let q = match q {
+        Ok(q) => q,
+        Err(e) => return ErrorPage::new(OAuthError::invalid_request(e.describe())).into_response(),
     };
-    let rec = match state.store.get_interaction(&interaction::hash(raw), state.now()).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return ErrorPage::new(OAuthError::invalid_request(
-                "this sign-in request has expired or was already completed; start again from the application",
-            ))
-            .into_response();
-        }
-        Err(e) => return ErrorPage::new(OAuthError::server_error(e)).into_response(),
+    // Only the browser that started the request may resume it.
+    let rec = match interaction::load(&state, &headers, q.get("interaction")).await {
+        Ok(r) => r,
+        Err(e) => return ErrorPage::new(e).into_response(),
     };
+    let raw = q.get("interaction").unwrap_or_default().to_owned();
     let client = match state.store.get_client(&rec.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -44,5 +37,5 @@ pub async fn resume(
         Err(e) => return ErrorPage::new(e).into_response(),
     };
     let redirect = VerifiedRedirect::new(checked, req.state.clone(), req.response_mode, &state.settings.issuer);
-    flow::proceed(&state, &client, req, redirect, &headers, Some((raw.clone(), rec))).await
+    flow::proceed(&state, &client, req, redirect, &headers, Some((raw, rec))).await
 }

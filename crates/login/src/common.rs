@@ -1,11 +1,11 @@
 //! What every page needs: the pending request it belongs to, its client, the form's CSRF check.
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
+use http::{HeaderMap, HeaderValue, header};
 use latchkey_core::OAuthError;
 use latchkey_core::model::Client;
 use latchkey_storage::InteractionRecord;
-use latchkey_web::{AppState, ErrorPage, interaction};
+use latchkey_web::{AppState, ErrorPage, ParamError, Params, interaction};
 
 pub struct Pending {
     pub raw: String,
@@ -13,27 +13,32 @@ pub struct Pending {
     pub client: Client,
 }
 
-/// Load a pending request by the id the browser carries; an error page when it is unknown,
-/// expired or malformed.
-pub async fn load(state: &AppState, raw: Option<&str>) -> Result<Pending, Response> {
-    let expired = || {
-        ErrorPage::new(OAuthError::invalid_request(
-            "this sign-in request has expired or was already completed; start again from the application",
-        ))
-        .into_response()
-    };
-    let Some(raw) = raw.filter(|r| interaction::well_formed(r)) else { return Err(expired()) };
-    let record = match state.store.get_interaction(&interaction::hash(raw), state.now()).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err(expired()),
-        Err(e) => return Err(ErrorPage::new(OAuthError::server_error(e)).into_response()),
-    };
+/// Load a pending request by the id the browser carries, for the browser that started it; an
+/// error page when it is unknown, expired, malformed or was started in another browser.
+pub async fn load(state: &AppState, headers: &HeaderMap, raw: Option<&str>) -> Result<Pending, Response> {
+    let record = interaction::load(state, headers, raw).await.map_err(|e| ErrorPage::new(e).into_response())?;
     let client = match state.store.get_client(&record.client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Err(expired()),
+        Ok(None) => {
+            return Err(ErrorPage::new(OAuthError::invalid_request("the application no longer exists")).into_response());
+        }
         Err(e) => return Err(ErrorPage::new(OAuthError::server_error(e)).into_response()),
     };
-    Ok(Pending { raw: raw.to_owned(), record, client })
+    let raw = raw.unwrap_or_default().to_owned();
+    Ok(Pending { raw, record, client })
+}
+
+/// `load` for a page's query string, parsed strictly (a repeated or malformed parameter is an
+/// error page).
+pub async fn load_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: &Result<Params, ParamError>,
+) -> Result<Pending, Response> {
+    match q {
+        Ok(q) => load(state, headers, q.get("interaction")).await,
+        Err(e) => Err(ErrorPage::new(OAuthError::invalid_request(e.describe())).into_response()),
+    }
 }
 
 /// Add the CSRF cookie to a page response when one had to be created.

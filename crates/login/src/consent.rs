@@ -1,26 +1,27 @@
 //! `GET /consent` lists what the client asks for in plain words; `POST /consent` records the
 //! decision (approvals are remembered per user, client and scope set) and resumes the request.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use latchkey_core::OAuthError;
 use latchkey_core::claims::{ClaimsRequest, MEMBERSHIP_CLAIMS};
 use latchkey_core::scope::Scope;
+use latchkey_storage::{InteractionConsent, SessionRecord};
 use latchkey_web::cookies::{csrf_ok, csrf_token, current_session};
 use latchkey_web::errors::html;
-use latchkey_web::params::FormParams;
+use latchkey_web::params::{FormParams, QueryParams};
 use latchkey_web::{AppState, ErrorPage, interaction};
-use std::collections::HashMap;
 
 use crate::common::{self, LANG, Pending};
 use crate::views::{ConsentView, describe_claim, describe_scope};
 
+/// The signed-in user and their session: a consent is only ever shown to, and recorded for, them.
 async fn signed_in_user(
     state: &AppState,
     headers: &HeaderMap,
     p: &Pending,
-) -> Result<latchkey_core::model::User, Response> {
+) -> Result<(SessionRecord, latchkey_core::model::User), Response> {
     let session = current_session(state, headers)
         .await
         .map_err(|e| ErrorPage::new(OAuthError::server_error(e)).into_response())?;
@@ -29,22 +30,18 @@ async fn signed_in_user(
         return Err(interaction::see_other(&interaction::url(interaction::LOGIN_PATH, &p.raw)));
     };
     match state.store.get_user(&s.user_id).await {
-        Ok(Some(u)) => Ok(u),
+        Ok(Some(u)) => Ok((s, u)),
         Ok(None) => Err(interaction::see_other(&interaction::url(interaction::LOGIN_PATH, &p.raw))),
         Err(e) => Err(ErrorPage::new(OAuthError::server_error(e)).into_response()),
     }
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let p = match common::load(&state, q.get("interaction").map(String::as_str)).await {
+pub async fn show(State(state): State<AppState>, QueryParams(q): QueryParams, headers: HeaderMap) -> Response {
+    let p = match common::load_query(&state, &headers, &q).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let user = match signed_in_user(&state, &headers, &p).await {
+    let (_, user) = match signed_in_user(&state, &headers, &p).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -80,23 +77,23 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         Ok(p) => p,
         Err(e) => return ErrorPage::new(OAuthError::invalid_request(e.describe())).into_response(),
     };
-    let p = match common::load(&state, params.get("interaction")).await {
+    let p = match common::load(&state, &form.headers, params.get("interaction")).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     if !csrf_ok(&state.settings, &form.headers, params.get("csrf")) {
         return common::csrf_failed();
     }
-    let user = match signed_in_user(&state, &form.headers, &p).await {
+    let (session, user) = match signed_in_user(&state, &form.headers, &p).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let decision = match params.get("decision") {
-        Some("approve") => "granted",
-        Some("deny") => "denied",
+    let granted = match params.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
         _ => return ErrorPage::new(OAuthError::invalid_request("choose Allow or Deny")).into_response(),
     };
-    if decision == "granted" {
+    if granted {
         let previous = match state.store.get_consent(&user.id, &p.client.client_id).await {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => return ErrorPage::new(OAuthError::server_error(e)).into_response(),
@@ -107,11 +104,14 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
             return ErrorPage::new(OAuthError::server_error(e)).into_response();
         }
     }
-    match state.store.set_interaction_consent(&p.record.id_hash, decision).await {
+    // The answer holds only for this user in this session (architecture habit 13): a resume
+    // by any other session asks again.
+    let answer = InteractionConsent { granted, user_id: user.id.clone(), sid: session.sid.clone() };
+    match state.store.set_interaction_consent(&p.record.id_hash, &answer).await {
         Ok(_) => {
             let ip = latchkey_web::client_ip::client_ip(&form.headers, form.peer, &state.settings);
             let detail = serde_json::json!({"user": user.username, "scope": p.record.request.scope});
-            let kind = if decision == "granted" { "consent.granted" } else { "consent.denied" };
+            let kind = if granted { "consent.granted" } else { "consent.denied" };
             latchkey_web::audit::record(&state, kind, Some(&user.id), Some(&p.client.client_id), ip, detail).await;
             common::resume(&p.raw)
         }

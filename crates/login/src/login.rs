@@ -1,7 +1,7 @@
 //! `GET /login` shows the form; `POST /login` checks the password (argon2id, off the runtime,
 //! bounded), starts a new session (a new id every time: no fixation) and resumes the request.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use latchkey_core::SecretToken;
@@ -9,9 +9,8 @@ use latchkey_storage::SessionRecord;
 use latchkey_web::cookies::{self, csrf_ok, csrf_token, session_cookie_name, set_cookie};
 use latchkey_web::errors::html;
 use latchkey_web::limits::{self, Kind};
-use latchkey_web::params::FormParams;
+use latchkey_web::params::{FormParams, QueryParams};
 use latchkey_web::{AppState, ErrorPage};
-use std::collections::HashMap;
 
 use crate::common::{self, LANG};
 use crate::views::LoginView;
@@ -27,12 +26,8 @@ fn describe_wait(secs: i64) -> String {
     }
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let p = match common::load(&state, q.get("interaction").map(String::as_str)).await {
+pub async fn show(State(state): State<AppState>, QueryParams(q): QueryParams, headers: HeaderMap) -> Response {
+    let p = match common::load_query(&state, &headers, &q).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -59,7 +54,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         Ok(p) => p,
         Err(e) => return ErrorPage::new(latchkey_core::OAuthError::invalid_request(e.describe())).into_response(),
     };
-    let p = match common::load(&state, params.get("interaction")).await {
+    let p = match common::load(&state, &form.headers, params.get("interaction")).await {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -1,24 +1,19 @@
 //! `prompt=select_account`: "continue as X" or "use another account".
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use latchkey_core::OAuthError;
 use latchkey_web::cookies::{csrf_ok, csrf_token, current_session};
 use latchkey_web::errors::html;
-use latchkey_web::params::FormParams;
+use latchkey_web::params::{FormParams, QueryParams};
 use latchkey_web::{AppState, ErrorPage, interaction};
-use std::collections::HashMap;
 
 use crate::common::{self, LANG};
 use crate::views::SelectAccountView;
 
-pub async fn show(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let p = match common::load(&state, q.get("interaction").map(String::as_str)).await {
+pub async fn show(State(state): State<AppState>, QueryParams(q): QueryParams, headers: HeaderMap) -> Response {
+    let p = match common::load_query(&state, &headers, &q).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -49,7 +44,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         Ok(p) => p,
         Err(e) => return ErrorPage::new(OAuthError::invalid_request(e.describe())).into_response(),
     };
-    let p = match common::load(&state, params.get("interaction")).await {
+    let p = match common::load(&state, &form.headers, params.get("interaction")).await {
         Ok(p) => p,
         Err(r) => return r,
     };

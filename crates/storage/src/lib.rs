@@ -198,8 +198,9 @@ pub trait FlowStore: Send + Sync {
     async fn get_interaction(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<InteractionRecord>>;
     /// Record the session the user confirmed for this request; false if it is gone.
     async fn set_interaction_login(&self, id_hash: &TokenHash, sid: &str) -> StoreResult<bool>;
-    /// Record the consent decision; false if the interaction is gone.
-    async fn set_interaction_consent(&self, id_hash: &TokenHash, decision: &str) -> StoreResult<bool>;
+    /// Record the consent decision with the user and session that made it; false if the
+    /// interaction is gone.
+    async fn set_interaction_consent(&self, id_hash: &TokenHash, consent: &InteractionConsent) -> StoreResult<bool>;
     /// Remove the interaction; true for exactly one caller (the one that completes it).
     async fn take_interaction(&self, id_hash: &TokenHash) -> StoreResult<bool>;
     /// Scopes the user already granted the client.

@@ -56,16 +56,28 @@ pub struct SessionRecord {
     pub expires_at: UnixTime,
 }
 
+/// A consent decision on a pending request, with the user and session that made it: it is
+/// honoured only while that same session resumes the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractionConsent {
+    pub granted: bool,
+    pub user_id: String,
+    pub sid: String,
+}
+
 /// A pending authorization request waiting for login, account choice or consent.
 #[derive(Debug, Clone)]
 pub struct InteractionRecord {
     pub id_hash: TokenHash,
     pub client_id: String,
     pub request: latchkey_core::authz::AuthorizationRequest,
+    /// Hash of the browser-binding cookie of the browser that started the request: every page
+    /// of the interaction and its resume answer only that browser.
+    pub browser_hash: TokenHash,
     /// Session the user confirmed for this request (by logging in, or "continue as").
     pub login_sid: Option<String>,
-    /// `granted` or `denied`, once the consent page was answered.
-    pub consent: Option<String>,
+    /// The answer of the consent page, bound to the user and session that gave it.
+    pub consent: Option<InteractionConsent>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }

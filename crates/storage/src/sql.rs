@@ -400,10 +400,11 @@ impl TryFrom<SessionRow> for SessionRecord {
 
 // ---- interactions and consents ----
 
-pub(crate) const INSERT_INTERACTION: &str = "INSERT INTO interactions (id_hash, client_id, request, login_sid, consent, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-pub(crate) const SELECT_INTERACTION: &str = "SELECT id_hash, client_id, request, login_sid, consent, created_at, expires_at FROM interactions WHERE id_hash = $1 AND expires_at > $2";
+pub(crate) const INSERT_INTERACTION: &str = "INSERT INTO interactions (id_hash, client_id, request, browser_hash, login_sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const SELECT_INTERACTION: &str = "SELECT id_hash, client_id, request, browser_hash, login_sid, consent, consent_user_id, consent_sid, created_at, expires_at FROM interactions WHERE id_hash = $1 AND expires_at > $2";
 pub(crate) const SET_INTERACTION_LOGIN: &str = "UPDATE interactions SET login_sid = $2 WHERE id_hash = $1";
-pub(crate) const SET_INTERACTION_CONSENT: &str = "UPDATE interactions SET consent = $2 WHERE id_hash = $1";
+pub(crate) const SET_INTERACTION_CONSENT: &str =
+    "UPDATE interactions SET consent = $2, consent_user_id = $3, consent_sid = $4 WHERE id_hash = $1";
 pub(crate) const DELETE_INTERACTION: &str = "DELETE FROM interactions WHERE id_hash = $1";
 pub(crate) const SELECT_CONSENT: &str = "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2";
 pub(crate) const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at";
@@ -413,8 +414,11 @@ pub(crate) struct InteractionRow {
     id_hash: String,
     client_id: String,
     request: String,
+    browser_hash: String,
     login_sid: Option<String>,
     consent: Option<String>,
+    consent_user_id: Option<String>,
+    consent_sid: Option<String>,
     created_at: i64,
     expires_at: i64,
 }
@@ -426,8 +430,15 @@ impl TryFrom<InteractionRow> for InteractionRecord {
             request: from_json("request", &r.request)?,
             id_hash: TokenHash::from_stored(r.id_hash),
             client_id: r.client_id,
+            browser_hash: TokenHash::from_stored(r.browser_hash),
             login_sid: r.login_sid,
-            consent: r.consent,
+            // A decision is only a decision with the user and session that made it.
+            consent: match (r.consent.as_deref(), r.consent_user_id, r.consent_sid) {
+                (Some(d @ ("granted" | "denied")), Some(user_id), Some(sid)) => {
+                    Some(crate::InteractionConsent { granted: d == "granted", user_id, sid })
+                }
+                _ => None,
+            },
             created_at: r.created_at,
             expires_at: r.expires_at,
         })
@@ -1263,8 +1274,8 @@ macro_rules! impl_store {
                     .bind(i.id_hash.as_str())
                     .bind(&i.client_id)
                     .bind($crate::sql::to_json(&i.request)?)
+                    .bind(i.browser_hash.as_str())
                     .bind(&i.login_sid)
-                    .bind(&i.consent)
                     .bind(i.created_at)
                     .bind(i.expires_at)
                     .execute(&mut *self.write().await?)
@@ -1301,11 +1312,13 @@ macro_rules! impl_store {
             async fn set_interaction_consent(
                 &self,
                 id_hash: &latchkey_core::TokenHash,
-                decision: &str,
+                consent: &$crate::InteractionConsent,
             ) -> $crate::StoreResult<bool> {
                 let r = sqlx::query($crate::sql::SET_INTERACTION_CONSENT)
                     .bind(id_hash.as_str())
-                    .bind(decision)
+                    .bind(if consent.granted { "granted" } else { "denied" })
+                    .bind(&consent.user_id)
+                    .bind(&consent.sid)
                     .execute(&mut *self.write().await?)
                     .await?;
                 Ok(r.rows_affected() == 1)
