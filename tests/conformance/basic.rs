@@ -339,13 +339,14 @@ async fn oidcc_refresh_token() {
     for k in ["iss", "sub", "aud", "auth_time"] {
         assert_eq!(first[k], second[k], "{k} kept on refresh (OIDC Core §12.2)");
     }
-    // A refresh token from another client is refused.
+    // A refresh token from another client is refused, and spends nothing: the owner's next
+    // refresh still succeeds (as the OpenID Foundation module checks).
     let other = rp.srv.add_client(ClientOpts::default()).await;
-    let r = rp
-        .srv
-        .token(&other, &[("grant_type", "refresh_token"), ("refresh_token", t2["refresh_token"].as_str().unwrap())])
-        .await;
+    let rt2 = t2["refresh_token"].as_str().unwrap();
+    let r = rp.srv.token(&other, &[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let r = rp.srv.token(&rp.client, &[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
+    assert_eq!(r.status(), 200, "the owner's refresh after another client's attempt");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! /token with grant_type=authorization_code: RFC 6749 §4.1.3, §5.2; RFC 7636 §4.6.
-use crate::support::{ClientOpts, RegisteredClient, TestServer, pkce_pair};
+use crate::support::{ClientOpts, RegisteredClient, TestServer, authorize_url, pkce_pair};
 use latchkey_core::model::{ClientAuthMethod, GrantType, SigningAlg};
 use serde_json::Value;
 
@@ -322,4 +322,71 @@ async fn nul_in_parameters_or_basic_credentials_is_refused_never_500() {
     let r =
         srv.http.post(srv.url("/token")).basic_auth(&c.id, Some("a%00")).form(&[("grant_type", "client_credentials")]);
     assert_eq!(error_of(r.send().await.unwrap()).await.1, "invalid_client");
+}
+
+/// Issue 14: a refused presentation spends nothing (RFC 6749 §4.1.3, RFC 9700 §4.14). Before,
+/// the code was claimed first and refused after, so another client (a public one needs no
+/// secret) could burn a victim's code, and the owner's own redemption then revoked its grant.
+#[tokio::test]
+async fn a_refused_redemption_spends_nothing_and_the_owner_still_redeems() {
+    let (srv, c) = setup(ClientOpts::default()).await;
+    let other = srv.add_client(ClientOpts::default()).await;
+    let public = srv.add_client(ClientOpts { auth_method: ClientAuthMethod::None, ..Default::default() }).await;
+    let b = srv.browser();
+    let (code, _, verifier) = srv.sign_in(&b, &c, "alice", "openid offline_access").await;
+    let (wrong, _) = pkce_pair();
+    let redirect = c.redirect_uri.clone();
+    let attempts: Vec<(&str, Vec<(&str, &str)>, &RegisteredClient)> = vec![
+        ("another confidential client", vec![("redirect_uri", &redirect), ("code_verifier", &verifier)], &other),
+        ("a public client", vec![("redirect_uri", &redirect), ("code_verifier", &verifier)], &public),
+        ("a wrong redirect_uri", vec![("redirect_uri", "https://rp.example/other"), ("code_verifier", &verifier)], &c),
+        ("a wrong verifier", vec![("redirect_uri", &redirect), ("code_verifier", &wrong)], &c),
+        ("no verifier", vec![("redirect_uri", &redirect)], &c),
+    ];
+    for (what, extra, who) in attempts {
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code.as_str())];
+        form.extend(extra);
+        let (s, e, _) = error_of(srv.token(who, &form).await).await;
+        assert_eq!((s, e.as_str()), (400, "invalid_grant"), "{what}");
+    }
+    // The owner's redemption still works, and its tokens are live.
+    let r = srv.redeem(&c, &code, &verifier).await;
+    assert_eq!(r.status(), 200, "the owner's code must survive refused presentations");
+    let t: Value = r.json().await.unwrap();
+    let r = srv.http.get(srv.url("/userinfo")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Now it is spent: a second use is a replay, as always.
+    assert_eq!(error_of(srv.redeem(&c, &code, &verifier).await).await.1, "invalid_grant");
+    // Each refusal is audited, with the client that presented it.
+    let audit = srv.state().store.list_audit(0, 1000).await.unwrap();
+    let refused: Vec<_> = audit.iter().filter(|e| e.kind == "authorization_code.refused").collect();
+    assert_eq!(refused.len(), 5, "{audit:?}");
+    assert!(refused.iter().any(|e| e.client_id.as_deref() == Some(other.id.as_str())));
+}
+
+/// Issue 14: a refused refresh (another client, a widened scope) spends nothing; the owner's
+/// next refresh succeeds and the family stays alive (OpenID conformance `oidcc-refresh-token`).
+#[tokio::test]
+async fn a_refused_refresh_spends_nothing_and_the_owner_still_refreshes() {
+    let (srv, c) = setup(ClientOpts::default()).await;
+    let other = srv.add_client(ClientOpts::default()).await;
+    let b = srv.browser();
+    let (url, _, _, verifier) = authorize_url(&srv.base, &c, "openid email offline_access", &[("prompt", "consent")]);
+    let l = b.login(b.navigate(&url).await, "alice", crate::support::PASSWORD).await;
+    let crate::support::Landing::Client(loc) = b.consent(l, "approve").await else { panic!() };
+    let code = crate::support::query_param(&loc, "code").unwrap();
+    let t: Value = srv.redeem(&c, &code, &verifier).await.json().await.unwrap();
+    let rt = t["refresh_token"].as_str().expect("a refresh token").to_string();
+    let (_, e, _) = error_of(srv.token(&other, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await).await;
+    assert_eq!(e, "invalid_grant", "another client's refresh token");
+    let widen = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str()), ("scope", "openid email phone")];
+    let (_, e, _) = error_of(srv.token(&c, &widen).await).await;
+    assert_eq!(e, "invalid_scope", "a widened scope");
+    let r = srv.token(&c, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!(r.status(), 200, "the owner's refresh token must survive refused presentations");
+    let t2: Value = r.json().await.unwrap();
+    let r = srv.http.get(srv.url("/userinfo")).bearer_auth(t2["access_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the family is alive");
+    let audit = srv.state().store.list_audit(0, 1000).await.unwrap();
+    assert_eq!(audit.iter().filter(|e| e.kind == "refresh_token.refused").count(), 2, "{audit:?}");
 }

@@ -314,3 +314,57 @@ async fn parallel_rotations_of_one_refresh_token_rotate_it_once_and_revoke_the_f
         assert!(store.get_access_token(&h(&format!("at-{i}")), NOW + 2).await.unwrap().is_none());
     }
 }
+
+/// A refused decision releases its claim (RFC 6749 §4.1.3, §6): the code and the refresh token
+/// are still usable by their owner, nothing was stored for the refusal and no family was
+/// revoked, also when refusals share a batch (writer-thread transaction, PostgreSQL batch)
+/// with the owner's own presentation.
+#[tokio::test]
+async fn a_refused_decision_spends_nothing_even_among_parallel_presentations() {
+    let (_db, store) = fresh_store().await;
+    with_client_and_user(&store).await;
+    store.issue_code(&grant("g1"), &code("code-1", "g1")).await.unwrap();
+    let refuse = |_: &latchkey_storage::RedeemedCode| -> Result<TokensToStore, OAuthError> {
+        Err(OAuthError::invalid_grant("the authorization code was issued to another client"))
+    };
+    assert!(matches!(
+        store.redeem_code(&h("code-1"), NOW + 1, Box::new(refuse)).await.unwrap(),
+        Redemption::Refused(_)
+    ));
+    // Refusals in parallel with each other, then the owner: the owner wins, exactly once.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let decide = move |_: &latchkey_storage::RedeemedCode| -> Result<TokensToStore, OAuthError> {
+                Err(OAuthError::invalid_grant(if i % 2 == 0 { "wrong verifier" } else { "wrong client" }))
+            };
+            store.redeem_code(&h("code-1"), NOW + 1, Box::new(decide)).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Redemption::Refused(_)));
+    }
+    let owner = |_: &latchkey_storage::RedeemedCode| {
+        Ok(TokensToStore { access: Some(access("at-owner", Some("g1"))), refresh: Some(refresh("rt-0", "g1")) })
+    };
+    assert!(matches!(
+        store.redeem_code(&h("code-1"), NOW + 1, Box::new(owner)).await.unwrap(),
+        Redemption::Redeemed(_)
+    ));
+    assert!(store.get_live_grant("g1").await.unwrap().is_some(), "no refusal revoked the grant");
+
+    // The same for the refresh token.
+    let refuse = |_: &GrantRecord, _: &str| -> Result<TokensToStore, OAuthError> {
+        Err(OAuthError::invalid_scope("the requested scope exceeds the grant"))
+    };
+    let r = store.rotate_refresh(&h("rt-0"), NOW + 2, Box::new(refuse)).await.unwrap();
+    assert!(matches!(r, latchkey_storage::Rotation::Refused(_)), "{r:?}");
+    let rotate = |_: &GrantRecord, _: &str| {
+        Ok(TokensToStore { access: Some(access("at-1", Some("g1"))), refresh: Some(refresh("rt-1", "g1")) })
+    };
+    let r = store.rotate_refresh(&h("rt-0"), NOW + 2, Box::new(rotate)).await.unwrap();
+    assert!(matches!(r, latchkey_storage::Rotation::Rotated { .. }), "the owner's rotation after a refusal: {r:?}");
+    assert!(store.get_access_token(&h("at-1"), NOW + 3).await.unwrap().is_some());
+    assert!(store.get_access_token(&h("at-owner"), NOW + 3).await.unwrap().is_some(), "the family is alive");
+}

@@ -241,7 +241,11 @@ impl Fast {
                     store_tokens(conn, &t)?;
                     Redemption::Redeemed(Box::new(redeemed))
                 }
-                Err(e) => Redemption::Refused(e),
+                Err(e) => {
+                    // RFC 6749 §4.1.3: refused, so nothing is spent.
+                    conn.execute(sql::RELEASE_CODE, [&code_hash])?;
+                    Redemption::Refused(e)
+                }
             })
         })
         .await
@@ -282,7 +286,11 @@ impl Fast {
                     store_tokens(conn, &t)?;
                     Rotation::Rotated { grant: Box::new(grant), scope }
                 }
-                Err(e) => Rotation::Refused(e),
+                Err(e) => {
+                    // RFC 6749 §6: refused, so nothing is spent.
+                    conn.execute(sql::RELEASE_REFRESH, [&token_hash])?;
+                    Rotation::Refused(e)
+                }
             })
         })
         .await

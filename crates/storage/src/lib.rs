@@ -225,7 +225,8 @@ pub trait GrantStore: Send + Sync {
     async fn issue_code(&self, grant: &GrantRecord, code: &CodeRecord) -> StoreResult<()>;
     /// Single use: exactly one caller claims the code. In the same transaction `decide` checks
     /// the claimed code (client, redirect URI, PKCE) and names the access token to store; its
-    /// refusal still uses up the code. A later use of the code revokes its grant.
+    /// refusal releases the claim, so a refused presentation (another client's, a wrong
+    /// verifier) spends nothing. A later use of a redeemed code revokes its grant.
     async fn redeem_code(
         &self,
         code_hash: &TokenHash,
@@ -241,7 +242,8 @@ pub trait GrantStore: Send + Sync {
     /// Store tokens that need no other step (client credentials).
     async fn store_tokens(&self, t: &TokensToStore) -> StoreResult<()>;
     /// Refresh rotation (RFC 9700 §4.14.2): exactly one caller uses a refresh token up and gets
-    /// new tokens, stored in the same transaction; presenting a used one revokes its family.
+    /// new tokens, stored in the same transaction; presenting a used one revokes its family. A
+    /// refusal of `decide` (another client, a widened scope) releases the claim: nothing spent.
     async fn rotate_refresh(
         &self,
         token_hash: &TokenHash,

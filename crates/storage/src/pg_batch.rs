@@ -465,6 +465,33 @@ fn fail<T>(out: &mut [Option<StoreResult<T>>], i: usize, e: StoreError) {
     }
 }
 
+/// Split a batch so that each round presents every code or token at most once: its k-th
+/// presentation goes in round k. Rounds run one after another in the batch's transaction, so
+/// presentations of one credential behave as if sequential: a refusal releases its claim
+/// before the next presentation is looked at (which a replay check in the same round would
+/// otherwise see as spent), and a replay sees the tokens its round's redemption stored.
+fn rounds<J>(jobs: Vec<J>, key: impl Fn(&J) -> String) -> Vec<Vec<(usize, J)>> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut rounds: Vec<Vec<(usize, J)>> = Vec::new();
+    for (i, j) in jobs.into_iter().enumerate() {
+        let k = seen.entry(key(&j)).or_insert(0);
+        if rounds.len() <= *k {
+            rounds.push(Vec::new());
+        }
+        if let Some(r) = rounds.get_mut(*k) {
+            r.push((i, j));
+        }
+        *k += 1;
+    }
+    rounds
+}
+
+/// The answers of every round, back in the order the jobs came.
+fn in_order<V>(mut out: Vec<(usize, V)>) -> Vec<V> {
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
 async fn unclaim(tx: &mut Tx, sql_text: &'static str, hashes: &[String]) -> StoreResult<()> {
     if !hashes.is_empty() {
         sqlx::query(sql_text).bind(hashes).execute(&mut **tx).await?;
@@ -488,13 +515,24 @@ async fn redeem_batch(pool: PgPool, jobs: Vec<RedeemJob>) -> Vec<StoreResult<cra
 }
 
 async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<StoreResult<crate::Redemption>>> {
+    let mut tx: Tx = pool.begin().await?;
+    let mut out = Vec::new();
+    for round in rounds(jobs, |j| j.0.clone()) {
+        let (idx, jobs): (Vec<usize>, Vec<RedeemJob>) = round.into_iter().unzip();
+        out.extend(idx.into_iter().zip(redeem_round(&mut tx, jobs).await?));
+    }
+    tx.commit().await?;
+    Ok(in_order(out))
+}
+
+/// One round of a redemption batch: every code presented at most once.
+async fn redeem_round(tx: &mut Tx, jobs: Vec<RedeemJob>) -> StoreResult<Vec<StoreResult<crate::Redemption>>> {
     use crate::Redemption;
     let n = jobs.len();
-    let mut tx: Tx = pool.begin().await?;
     let hashes: Vec<&str> = jobs.iter().map(|(h, _, _)| h.as_str()).collect();
     let nows: Vec<i64> = jobs.iter().map(|(_, n, _)| *n).collect();
     let claimed: Vec<ClaimedCode> =
-        sqlx::query_as(CLAIM_CODES_BATCH).bind(hashes).bind(nows).fetch_all(&mut *tx).await?;
+        sqlx::query_as(CLAIM_CODES_BATCH).bind(hashes).bind(nows).fetch_all(&mut **tx).await?;
     let mut claimed: std::collections::HashMap<String, ClaimedCode> =
         claimed.into_iter().map(|c| (c.code_hash.clone(), c)).collect();
     let mut out: Vec<Option<StoreResult<Redemption>>> = (0..n).map(|_| None).collect();
@@ -524,7 +562,7 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<St
             None => misses.push((i, hash, now)),
         }
     }
-    for (i, miss) in settle_misses(&mut tx, PEEK_CODES_BATCH, misses).await? {
+    for (i, miss) in settle_misses(tx, PEEK_CODES_BATCH, misses).await? {
         let v = match miss {
             Miss::Unknown => Redemption::Unknown,
             Miss::Replayed(grant_id) => Redemption::Replayed { grant_id },
@@ -539,16 +577,19 @@ async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<St
                 produced.push(t);
                 put(&mut out, i, Redemption::Redeemed(Box::new(redeemed)));
             }
-            Ok(Err(e)) => put(&mut out, i, Redemption::Refused(e)),
+            Ok(Err(e)) => {
+                // RFC 6749 §4.1.3: refused, so nothing is spent.
+                put(&mut out, i, Redemption::Refused(e));
+                undo.push(hash);
+            }
             Err(e) => {
                 fail(&mut out, i, e);
                 undo.push(hash);
             }
         }
     }
-    unclaim(&mut tx, UNCLAIM_CODES, &undo).await?;
-    store_all(&mut tx, produced).await?;
-    tx.commit().await?;
+    unclaim(tx, UNCLAIM_CODES, &undo).await?;
+    store_all(tx, produced).await?;
     Ok(out.into_iter().map(|o| o.unwrap_or(Ok(Redemption::Unknown))).collect())
 }
 
@@ -558,13 +599,24 @@ async fn rotate_batch(pool: PgPool, jobs: Vec<RotateJob>) -> Vec<StoreResult<cra
 }
 
 async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<StoreResult<crate::Rotation>>> {
+    let mut tx: Tx = pool.begin().await?;
+    let mut out = Vec::new();
+    for round in rounds(jobs, |j| j.0.clone()) {
+        let (idx, jobs): (Vec<usize>, Vec<RotateJob>) = round.into_iter().unzip();
+        out.extend(idx.into_iter().zip(rotate_round(&mut tx, jobs).await?));
+    }
+    tx.commit().await?;
+    Ok(in_order(out))
+}
+
+/// One round of a rotation batch: every refresh token presented at most once.
+async fn rotate_round(tx: &mut Tx, jobs: Vec<RotateJob>) -> StoreResult<Vec<StoreResult<crate::Rotation>>> {
     use crate::Rotation;
     let n = jobs.len();
-    let mut tx: Tx = pool.begin().await?;
     let hashes: Vec<&str> = jobs.iter().map(|(h, _, _)| h.as_str()).collect();
     let nows: Vec<i64> = jobs.iter().map(|(_, n, _)| *n).collect();
     let claimed: Vec<ClaimedRefresh> =
-        sqlx::query_as(CLAIM_REFRESH_BATCH).bind(hashes).bind(nows).fetch_all(&mut *tx).await?;
+        sqlx::query_as(CLAIM_REFRESH_BATCH).bind(hashes).bind(nows).fetch_all(&mut **tx).await?;
     let mut claimed: std::collections::HashMap<String, ClaimedRefresh> =
         claimed.into_iter().map(|c| (c.token_hash.clone(), c)).collect();
     let mut out: Vec<Option<StoreResult<Rotation>>> = (0..n).map(|_| None).collect();
@@ -585,7 +637,7 @@ async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<St
             None => misses.push((i, hash, now)),
         }
     }
-    for (i, miss) in settle_misses(&mut tx, PEEK_REFRESH_BATCH, misses).await? {
+    for (i, miss) in settle_misses(tx, PEEK_REFRESH_BATCH, misses).await? {
         let v = match miss {
             Miss::Unknown => Rotation::Unknown,
             Miss::Replayed(grant_id) => Rotation::Replayed { grant_id },
@@ -600,15 +652,18 @@ async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<St
                 produced.push(t);
                 put(&mut out, i, Rotation::Rotated { grant: Box::new(grant), scope });
             }
-            Ok(Err(e)) => put(&mut out, i, Rotation::Refused(e)),
+            Ok(Err(e)) => {
+                // RFC 6749 §6: refused, so nothing is spent.
+                put(&mut out, i, Rotation::Refused(e));
+                undo.push(hash);
+            }
             Err(e) => {
                 fail(&mut out, i, e);
                 undo.push(hash);
             }
         }
     }
-    unclaim(&mut tx, UNCLAIM_REFRESH, &undo).await?;
-    store_all(&mut tx, produced).await?;
-    tx.commit().await?;
+    unclaim(tx, UNCLAIM_REFRESH, &undo).await?;
+    store_all(tx, produced).await?;
     Ok(out.into_iter().map(|o| o.unwrap_or(Ok(Rotation::Unknown))).collect())
 }

@@ -124,7 +124,7 @@ pub struct RedeemedCode {
 pub enum Redemption {
     /// Claimed, checked, and its access token stored.
     Redeemed(Box<RedeemedCode>),
-    /// Claimed (and so used up), but the checks refused it.
+    /// The checks refused it; the claim was released, so the code is still usable by its owner.
     Refused(latchkey_core::OAuthError),
     /// The code was used before: its grant (and every token from it) is now revoked.
     Replayed {
@@ -182,7 +182,7 @@ pub enum Rotation {
         grant: Box<GrantRecord>,
         scope: String,
     },
-    /// Used up, but the checks refused it.
+    /// The checks refused it; the claim was released, so the token still works for its owner.
     Refused(latchkey_core::OAuthError),
     /// An already-rotated token: the whole family is now revoked.
     Replayed {

@@ -450,6 +450,9 @@ impl TryFrom<InteractionRow> for InteractionRecord {
 pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const INSERT_CODE: &str = "INSERT INTO authorization_codes (code_hash, grant_id, redirect_uri, code_challenge, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub(crate) const CLAIM_CODE: &str = "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING grant_id, redirect_uri, code_challenge, nonce";
+/// RFC 6749 §4.1.3, RFC 9700 §4.14: a refused presentation (another client, a wrong
+/// redirect URI or verifier) spends nothing: its claim is released in the same transaction.
+pub(crate) const RELEASE_CODE: &str = "UPDATE authorization_codes SET used_at = NULL WHERE code_hash = $1";
 pub(crate) const PEEK_CODE: &str = "SELECT grant_id, used_at FROM authorization_codes WHERE code_hash = $1";
 pub(crate) const SELECT_LIVE_GRANT: &str = "SELECT id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at FROM grants WHERE id = $1 AND revoked_at IS NULL";
 pub(crate) const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
@@ -591,6 +594,8 @@ where
 
 pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = $2 AND revoked_at IS NULL)";
 pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING grant_id, scope";
+/// RFC 6749 §6: a refused refresh (another client, a widened scope) spends nothing.
+pub(crate) const RELEASE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = NULL WHERE token_hash = $1";
 pub(crate) const PEEK_REFRESH: &str = "SELECT grant_id, used_at FROM refresh_tokens WHERE token_hash = $1";
 pub(crate) const SELECT_REFRESH: &str =
     "SELECT grant_id, scope, created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1";
@@ -1432,7 +1437,13 @@ macro_rules! impl_store {
                                         $crate::sql::store_tokens_in!(tx, t);
                                         $crate::Redemption::Redeemed(Box::new(redeemed))
                                     }
-                                    Err(e) => $crate::Redemption::Refused(e),
+                                    Err(e) => {
+                                        sqlx::query($crate::sql::RELEASE_CODE)
+                                            .bind(code_hash.as_str())
+                                            .execute(&mut *tx)
+                                            .await?;
+                                        $crate::Redemption::Refused(e)
+                                    }
                                 }
                             }
                             None => $crate::Redemption::Unknown,
@@ -1543,7 +1554,13 @@ macro_rules! impl_store {
                                             $crate::sql::store_tokens_in!(tx, t);
                                             $crate::Rotation::Rotated { grant: Box::new(grant), scope }
                                         }
-                                        Err(e) => $crate::Rotation::Refused(e),
+                                        Err(e) => {
+                                            sqlx::query($crate::sql::RELEASE_REFRESH)
+                                                .bind(token_hash.as_str())
+                                                .execute(&mut *tx)
+                                                .await?;
+                                            $crate::Rotation::Refused(e)
+                                        }
                                     }
                                 }
                             }

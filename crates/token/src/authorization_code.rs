@@ -61,7 +61,11 @@ pub async fn exchange(state: &AppState, client: &Arc<Client>, params: &Params) -
     let redeemed = match state.store.redeem_code(&SecretToken::from_presented(code).hash(), now, Box::new(decide)).await
     {
         Ok(Redemption::Redeemed(r)) => r,
-        Ok(Redemption::Refused(e)) => return Err(e),
+        Ok(Redemption::Refused(e)) => {
+            let kind = "authorization_code.refused";
+            latchkey_web::audit::token_refused(state, kind, &client.client_id, e.description()).await;
+            return Err(e);
+        }
         Ok(Redemption::Replayed { grant_id }) => {
             tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, "authorization code reused; its tokens are revoked");
             latchkey_web::audit::token_reuse(state, "authorization_code.reused", &client.client_id, &grant_id).await;

@@ -107,7 +107,11 @@ pub async fn exchange(
         .await
     {
         Ok(Rotation::Rotated { grant, .. }) => grant,
-        Ok(Rotation::Refused(e)) => return Err(e),
+        Ok(Rotation::Refused(e)) => {
+            latchkey_web::audit::token_refused(state, "refresh_token.refused", &client.client_id, e.description())
+                .await;
+            return Err(e);
+        }
         Ok(Rotation::Replayed { grant_id }) => {
             metrics::counter!("refresh_reuse_detected_total").increment(1);
             tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, "refresh token reuse detected; the token family is revoked");

@@ -29,3 +29,10 @@ pub async fn record(
 pub async fn token_reuse(state: &AppState, kind: &str, client_id: &str, grant_id: &str) {
     record(state, kind, None, Some(client_id), None, serde_json::json!({"grant_id": grant_id})).await;
 }
+
+/// A valid code or refresh token refused without being spent (presented by another client,
+/// with a wrong redirect URI or verifier, or asking for a wider scope): another client holding
+/// someone else's credential is worth an operator's attention.
+pub async fn token_refused(state: &AppState, kind: &str, client_id: &str, reason: &str) {
+    record(state, kind, None, Some(client_id), None, serde_json::json!({"reason": reason})).await;
+}
