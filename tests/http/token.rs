@@ -336,7 +336,8 @@ async fn a_refused_redemption_spends_nothing_and_the_owner_still_redeems() {
     let (code, _, verifier) = srv.sign_in(&b, &c, "alice", "openid offline_access").await;
     let (wrong, _) = pkce_pair();
     let redirect = c.redirect_uri.clone();
-    let attempts: Vec<(&str, Vec<(&str, &str)>, &RegisteredClient)> = vec![
+    type Attempt<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a RegisteredClient);
+    let attempts: Vec<Attempt> = vec![
         ("another confidential client", vec![("redirect_uri", &redirect), ("code_verifier", &verifier)], &other),
         ("a public client", vec![("redirect_uri", &redirect), ("code_verifier", &verifier)], &public),
         ("a wrong redirect_uri", vec![("redirect_uri", "https://rp.example/other"), ("code_verifier", &verifier)], &c),

@@ -21,6 +21,7 @@ mod keys;
 mod migrations;
 mod sessions;
 mod users;
+mod wal;
 
 use latchkey_core::TokenHash;
 use latchkey_core::model::{Client, ClientAuthMethod, GrantType, SigningAlg, User};

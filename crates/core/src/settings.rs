@@ -126,6 +126,10 @@ pub struct Database {
     /// UserInfo is reused (0: read every time). Bounds how long a change made elsewhere (CLI,
     /// another instance) takes to be seen there.
     pub client_cache_ms: u64,
+    /// SQLite: once the `-wal` file passes this many bytes, the checkpointer runs a TRUNCATE
+    /// checkpoint (readers and writers wait for it briefly) so the WAL is folded back and reset
+    /// whatever the load; `journal_size_limit` is set to it too.
+    pub sqlite_wal_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -400,7 +404,13 @@ impl Default for Cookies {
 
 impl Default for Database {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: 5, statement_timeout_ms: 10_000, client_cache_ms: 1000 }
+        Self {
+            max_connections: 8,
+            acquire_timeout: 5,
+            statement_timeout_ms: 10_000,
+            client_cache_ms: 1000,
+            sqlite_wal_max_bytes: 32 * 1024 * 1024,
+        }
     }
 }
 
@@ -567,6 +577,9 @@ impl Settings {
         }
         if !(4 * 1024..=1024 * 1024).contains(&h.max_header_bytes) {
             return Err(bad("http.max_header_bytes", "must be between 4096 and 1048576"));
+        }
+        if !(1024 * 1024..=4 * 1024 * 1024 * 1024).contains(&self.database.sqlite_wal_max_bytes) {
+            return Err(bad("database.sqlite_wal_max_bytes", "must be between 1 MiB and 4 GiB"));
         }
         if self.database.client_cache_ms > 60_000 {
             return Err(bad("database.client_cache_ms", "must be at most 60000"));

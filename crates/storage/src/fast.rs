@@ -66,20 +66,30 @@ pub(crate) type Gate = tokio::sync::OwnedMutexGuard<()>;
 
 impl Fast {
     /// The writer thread and its connection; reader connections are opened on demand.
-    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> StoreResult<Self> {
+    pub(crate) fn open(path: &Path, busy_timeout: Duration, wal_max_bytes: u64) -> StoreResult<Self> {
         let conn = open_conn(path, busy_timeout)?;
         let gate = Arc::new(tokio::sync::Mutex::new(()));
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let ckpt_conn = open_conn(path, busy_timeout)?;
+        // A connection that resets the WAL truncates it to this size (SQLite otherwise keeps
+        // the largest size it ever reached).
+        let limit = i64::try_from(wal_max_bytes).unwrap_or(i64::MAX);
+        for c in [&conn, &ckpt_conn] {
+            c.query_row(&format!("PRAGMA journal_size_limit = {limit}"), [], |_| Ok(()))?;
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = Arc::new(Wal { path: PathBuf::from(wal), max_bytes: wal_max_bytes, checkpointing: Mutex::new(()) });
+        let writer_wal = wal.clone();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
         let checkpoint_thread = std::thread::Builder::new()
             .name("latchkey-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(ckpt_conn, commits))
+            .spawn(move || checkpoint_loop(ckpt_conn, commits, wal))
             .map_err(|e| StoreError::Engine(format!("cannot start the SQLite checkpoint thread: {e}")))?;
         let (g, signal) = (gate.clone(), committed.clone());
         let thread = std::thread::Builder::new()
             .name("latchkey-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, g, signal))
+            .spawn(move || writer_loop(conn, rx, g, signal, writer_wal))
             .map_err(|e| StoreError::Engine(format!("cannot start the SQLite writer thread: {e}")))?;
         let stop = committed;
         Ok(Self {
@@ -379,11 +389,26 @@ fn open_conn(path: &Path, busy_timeout: Duration) -> StoreResult<Connection> {
 
 // ---- the checkpointer ----
 
+/// The `-wal` file and its bound.
+struct Wal {
+    path: PathBuf,
+    max_bytes: u64,
+    checkpointing: Mutex<()>,
+}
+
 /// Checkpoints off the commit path. With SQLite's automatic checkpoints, the commit that takes
 /// the WAL past 1000 pages copies them into the database file and waits for the disk (the only
 /// fsync in WAL mode with `synchronous = NORMAL`) while every other writer queues behind it;
 /// that was most of the write scenarios' p99. A PASSIVE checkpoint here takes no write lock.
-fn checkpoint_loop(conn: Connection, commits: mpsc::Receiver<()>) {
+///
+/// A PASSIVE checkpoint copies pages back but never makes the WAL start over while a reader
+/// still uses an old snapshot, and under continuous load some reader always does: the file
+/// then grows without bound (gigabytes within a minute at full client-credentials load) and
+/// stays that large. So once the file passes `database.sqlite_wal_max_bytes`, the writer
+/// thread (after a commit) or this thread (after sqlx writes) runs a TRUNCATE checkpoint: it
+/// waits (busy handler) until readers let it, copies everything back and truncates the file to
+/// zero. Readers wait for it briefly.
+fn checkpoint_loop(conn: Connection, commits: mpsc::Receiver<()>, wal: Arc<Wal>) {
     loop {
         match commits.recv_timeout(CHECKPOINT_EVERY) {
             Ok(()) => {
@@ -394,10 +419,50 @@ fn checkpoint_loop(conn: Connection, commits: mpsc::Receiver<()>) {
             // Stopped: the store closed (or was dropped) and the writer thread is gone.
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
+        checkpoint(&conn, &wal, "PASSIVE");
+        // Writes through sqlx do not pass the writer thread's check.
+        if wal_size(&wal.path) > wal.max_bytes {
+            truncate(&conn, &wal);
         }
     }
+}
+
+/// A TRUNCATE checkpoint for a WAL past its bound.
+fn truncate(conn: &Connection, wal: &Wal) {
+    checkpoint(conn, wal, "TRUNCATE");
+    let after = wal_size(&wal.path);
+    if after > wal.max_bytes {
+        tracing::warn!(
+            wal_bytes = after,
+            "SQLite WAL still past its bound after a TRUNCATE checkpoint; retried after the next commit"
+        );
+    }
+}
+
+fn wal_size(path: &Path) -> u64 {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)] // a gauge: f64 is exact far past any WAL size
+    metrics::gauge!("sqlite_wal_bytes").set(size as f64);
+    size
+}
+
+/// One checkpoint; its outcome counted in `sqlite_checkpoints_total{mode, result}` (`ok`,
+/// `busy`: it could not finish because a reader or writer held on, `error`).
+fn checkpoint(conn: &Connection, wal: &Wal, mode: &'static str) {
+    // One checkpoint at a time: SQLite answers a second one BUSY at once (no busy handler), so
+    // a TRUNCATE meeting the checkpointer's PASSIVE would fail and the WAL keep growing.
+    let _one = wal.checkpointing.lock();
+    let sql = if mode == "TRUNCATE" { "PRAGMA wal_checkpoint(TRUNCATE)" } else { "PRAGMA wal_checkpoint(PASSIVE)" };
+    let result = match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
+        Ok(0) => "ok",
+        Ok(_) => "busy",
+        Err(e) => {
+            tracing::warn!(error = %e, mode, "SQLite checkpoint failed; the next one retries");
+            "error"
+        }
+    };
+    let mode = if mode == "TRUNCATE" { "truncate" } else { "passive" };
+    metrics::counter!("sqlite_checkpoints_total", "mode" => mode, "result" => result).increment(1);
 }
 
 // ---- the writer thread ----
@@ -459,6 +524,7 @@ fn writer_loop(
     rx: mpsc::Receiver<Box<dyn Job>>,
     gate: Arc<tokio::sync::Mutex<()>>,
     committed: mpsc::SyncSender<()>,
+    wal: Arc<Wal>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -481,6 +547,12 @@ fn writer_loop(
         }
         for j in batch {
             j.finish(failed.as_deref());
+        }
+        // The bound is kept here, by the one writer, once its callers have their answers: the
+        // WAL can pass it by one batch at most, and the checkpoint competes with no writer of
+        // ours (readers wait for it briefly).
+        if wal_size(&wal.path) > wal.max_bytes {
+            truncate(&conn, &wal);
         }
     }
 }

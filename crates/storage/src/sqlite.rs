@@ -63,7 +63,11 @@ impl SqliteStore {
             .await?;
         let fast = match in_memory {
             true => None,
-            false => Some(crate::fast::Fast::open(opts.get_filename(), Duration::from_secs(10))?),
+            false => Some(crate::fast::Fast::open(
+                opts.get_filename(),
+                Duration::from_secs(10),
+                settings.database.sqlite_wal_max_bytes,
+            )?),
         };
         Ok(Self { pool, writer, fast })
     }
