@@ -342,3 +342,20 @@ async fn registration_token_json_prints_one_object_and_stores_only_a_single_use_
         assert!(stdout(&o).is_empty(), "{args:?}");
     }
 }
+
+/// Issue 13: only registered request_uris are fetched, so CLI clients can register them.
+#[tokio::test]
+async fn client_request_uris_are_registered_with_the_cli() {
+    let db = TestDb::fresh().await;
+    let base = ["client", "add", "--name", "A", "--redirect-uri", "https://a.example/cb", "--json"];
+    let o = cli(&db, &[], &[&base[..], &["--request-uri", "https://a.example/req#v1"]].concat(), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = one_json_object(&stdout(&o));
+    assert_eq!(obj["request_uris"], serde_json::json!(["https://a.example/req#v1"]));
+    let id = obj["client_id"].as_str().unwrap().to_string();
+    let o = cli(&db, &[], &["client", "update", &id, "--request-uri", "https://a.example/other", "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(one_json_object(&stdout(&o))["request_uris"], serde_json::json!(["https://a.example/other"]));
+    let o = cli(&db, &[], &[&base[..], &["--request-uri", "http://a.example/req"]].concat(), None);
+    assert_eq!(o.status.code(), Some(2), "plain http is refused: {}", stderr(&o));
+}

@@ -287,7 +287,8 @@ async fn oidcc_ensure_request_object_with_redirect_uri() {
     let mut c = rp.srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap();
     c.request_object_signing_alg = Some("none".into());
     rp.srv.update_client(&c).await;
-    let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": "https://attacker.example/cb"});
+    let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": "https://attacker.example/cb",
+                     "iss": rp.client.id, "aud": rp.srv.base, "exp": latchkey_core::Clock::now(&rp.srv.clock) + 300});
     let b64 = |v: &Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
     let request = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&obj));
     let (url, ..) = rp.url("openid", &[("request", &request)], true);
@@ -379,7 +380,8 @@ async fn oidcc_server_client_secret_post() {
 async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported() {
     // Default: rejected (invalid_request_object back to the client).
     let rp = Rp::new().await;
-    let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": rp.client.redirect_uri});
+    let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": rp.client.redirect_uri,
+                     "iss": rp.client.id, "aud": rp.srv.base, "exp": latchkey_core::Clock::now(&rp.srv.clock) + 300});
     let b64 = |v: &Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
     let request = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&obj));
     let (url, ..) = rp.url("openid", &[("request", &request)], true);
@@ -390,7 +392,8 @@ async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
     let mut c = rp.srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap();
     c.request_object_signing_alg = Some("none".into());
     rp.srv.update_client(&c).await;
-    let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": rp.client.redirect_uri, "state": "from-object"});
+    let obj = json!({"client_id": rp.client.id, "response_type": "code", "scope": "openid", "redirect_uri": rp.client.redirect_uri, "state": "from-object",
+                     "iss": rp.client.id, "aud": rp.srv.base, "exp": latchkey_core::Clock::now(&rp.srv.clock) + 300});
     let request = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&obj));
     let (url, ..) = rp.url("openid", &[("request", &request)], true);
     let Landing::Client(loc) = rp.complete(rp.browser.navigate(&url).await).await else { panic!() };

@@ -374,7 +374,8 @@ async fn oidcc_request_uri_signed_rs256() {
     *jwks_doc.lock().unwrap() = json!({"keys": [k.jwk]}).to_string();
     let reg = registered(
         &srv,
-        json!({"redirect_uris": ["https://rp.example/cb"], "jwks_uri": jwks_uri, "request_object_signing_alg": "RS256"}),
+        json!({"redirect_uris": ["https://rp.example/cb"], "jwks_uri": jwks_uri, "request_object_signing_alg": "RS256",
+               "request_uris": [req_uri]}),
     )
     .await;
     let id = reg["client_id"].as_str().unwrap().to_string();
@@ -383,7 +384,8 @@ async fn oidcc_request_uri_signed_rs256() {
         &k,
         "k1",
         &json!({"iss": id, "aud": srv.base, "client_id": id, "response_type": "code", "redirect_uri": "https://rp.example/cb",
-                "scope": "openid", "state": "ro", "code_challenge": challenge, "code_challenge_method": "S256"}),
+                "scope": "openid", "state": "ro", "code_challenge": challenge, "code_challenge_method": "S256",
+                "exp": srv.clock.now() + 300, "jti": "ro-1"}),
     );
     let (loc, _) = authorize(&srv, &id, "https://rp.example/cb", &[("request_uri", &req_uri)]).await;
     assert_eq!(query_param(&loc, "state").as_deref(), Some("ro"));
@@ -396,7 +398,7 @@ async fn oidcc_request_uri_unsigned() {
     let srv = server().await;
     let (req_uri, req_doc) = document_server().await;
     let reg =
-        registered(&srv, json!({"redirect_uris": ["https://rp.example/cb"], "request_object_signing_alg": "none"}))
+        registered(&srv, json!({"redirect_uris": ["https://rp.example/cb"], "request_object_signing_alg": "none", "request_uris": [req_uri]}))
             .await;
     let id = reg["client_id"].as_str().unwrap().to_string();
     let (verifier, challenge) = pkce_pair();
@@ -406,7 +408,8 @@ async fn oidcc_request_uri_unsigned() {
         b64(&json!({"alg": "none"})),
         b64(
             &json!({"client_id": id, "response_type": "code", "redirect_uri": "https://rp.example/cb", "scope": "openid",
-                     "state": "unsigned", "code_challenge": challenge, "code_challenge_method": "S256"})
+                     "state": "unsigned", "code_challenge": challenge, "code_challenge_method": "S256",
+                     "iss": id, "aud": srv.base, "exp": srv.clock.now() + 300})
         )
     );
     let (loc, _) = authorize(&srv, &id, "https://rp.example/cb", &[("request_uri", &req_uri)]).await;

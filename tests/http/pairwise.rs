@@ -79,3 +79,82 @@ async fn a_pairwise_id_token_hint_identifies_the_session_user() {
     let claims = srv.state().keys.verify(&id_token).unwrap();
     assert_eq!(r["sub"], claims["sub"]);
 }
+
+async fn introspect(srv: &TestServer, caller: &RegisteredClient, token: &str) -> Value {
+    srv.http
+        .post(srv.url("/introspect"))
+        .basic_auth(&caller.id, caller.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn tokens(srv: &TestServer, b: &crate::support::Browser, c: &RegisteredClient, scope: &str) -> Value {
+    let (code, _, v) = srv.sign_in(b, c, "alice", scope).await;
+    srv.redeem(c, &code, &v).await.json().await.unwrap()
+}
+
+/// Issue 13: introspection returned `username` to a pairwise client granted only `openid`, so
+/// two clients could link a user. Introspection releases no global identifier the granted scope
+/// does not: no `username` without `profile`, never the user id to a pairwise client.
+#[tokio::test]
+async fn introspection_never_lets_pairwise_clients_link_a_user() {
+    let srv = TestServer::start().await;
+    let u = srv.add_user("alice").await;
+    let a = pairwise_client(&srv, "https://a.example/cb").await;
+    let b = pairwise_client(&srv, "https://b.example/cb").await;
+    let br = srv.browser();
+    let global = |info: &Value| {
+        let text = info.to_string();
+        assert!(!text.contains(&u.id) && !text.contains("alice"), "a global identifier in {info}");
+    };
+    // The attack: each pairwise client introspects its own openid-only token.
+    let ta = tokens(&srv, &br, &a, "openid offline_access").await;
+    let tb = tokens(&srv, &br, &b, "openid").await;
+    let ia = introspect(&srv, &a, ta["access_token"].as_str().unwrap()).await;
+    let ib = introspect(&srv, &b, tb["access_token"].as_str().unwrap()).await;
+    assert_eq!(ia["active"], true);
+    let sub_a = srv.state().keys.verify(ta["id_token"].as_str().unwrap()).unwrap()["sub"].clone();
+    assert_eq!(ia["sub"], sub_a, "each client's own pairwise sub");
+    assert_ne!(ia["sub"], ib["sub"]);
+    for info in [&ia, &ib] {
+        assert!(info.get("username").is_none(), "{info}");
+        global(info);
+    }
+    // Refresh tokens alike.
+    let info = introspect(&srv, &a, ta["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["sub"], sub_a);
+    global(&info);
+    // A pairwise resource server introspecting a public client's token: no sub (it would be the
+    // user id), no username.
+    let public = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    let tp = tokens(&srv, &br, &public, "openid").await;
+    let rs = srv
+        .add_client(ClientOpts {
+            introspection: true,
+            grant_types: vec![latchkey_core::model::GrantType::ClientCredentials],
+            ..Default::default()
+        })
+        .await;
+    let mut rec = srv.state().store.get_client(&rs.id).await.unwrap().unwrap();
+    rec.subject_type = SubjectType::Pairwise;
+    srv.update_client(&rec).await;
+    let info = introspect(&srv, &rs, tp["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["active"], true);
+    assert!(info.get("sub").is_none(), "{info}");
+    global(&info);
+    // The same resource server sees a pairwise client's token with that client's sub.
+    let info = introspect(&srv, &rs, ta["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["sub"], sub_a);
+    global(&info);
+    // With profile granted, username is the preferred_username the client may see anyway.
+    let tp = tokens(&srv, &br, &a, "openid profile").await;
+    let info = introspect(&srv, &a, tp["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["username"], "alice");
+    assert_eq!(info["sub"], sub_a);
+}

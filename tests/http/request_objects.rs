@@ -151,6 +151,7 @@ async fn request_uri_is_fetched_safely() {
     let (verifier, challenge) = pkce_pair();
     let jwt = sign(rp.signer.as_ref(), &request_claims(&srv, &rp, &challenge, "by-reference"));
     let (uri, hits) = serve_text(jwt).await;
+    register_request_uri(&srv, &rp.client, &uri).await;
     let url = format!(
         "{}/authorize?response_type=code&client_id={}&scope=openid&request_uri={}",
         srv.base,
@@ -167,11 +168,200 @@ async fn request_uri_is_fetched_safely() {
     let prod = TestServer::start().await;
     let rp2 = rp_with_keys(&prod).await;
     let (uri2, hits2) = serve_text("x".into()).await;
+    register_request_uri(&prod, &rp2.client, &uri2).await;
     let (url2, ..) = authorize_url(&prod.base, &rp2.client, "openid", &[("request_uri", &uri2)]);
     let r = prod.http.get(&url2).send().await.unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request_uri"));
     assert_eq!(hits2.load(Ordering::SeqCst), 0);
+}
+
+async fn register_request_uri(srv: &TestServer, c: &RegisteredClient, uri: &str) {
+    let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
+    rec.request_uris = vec![uri.to_owned()];
+    srv.update_client(&rec).await;
+}
+
+fn encoded(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn error_of(r: &reqwest::Response) -> Option<String> {
+    let loc = r.headers().get("location")?.to_str().ok()?.to_string();
+    query_param(&loc, "error")
+}
+
+/// Issue 13: anyone could make the server GET a URL of their choosing, once per `/authorize`.
+/// Only a client's registered `request_uris` are fetched (discovery says registration is
+/// required), and fetches per client are limited.
+#[tokio::test]
+async fn only_registered_request_uris_are_fetched_and_fetches_per_client_are_limited() {
+    let srv = TestServer::start_with(|s| {
+        s.development_mode = true;
+        s.limits.request_uri_fetches_per_client = 2;
+    })
+    .await;
+    let rp = rp_with_keys(&srv).await;
+    let (_, challenge) = pkce_pair();
+    let jwt = sign(rp.signer.as_ref(), &request_claims(&srv, &rp, &challenge, "r"));
+    let (uri, hits) = serve_text(jwt).await;
+    let url = format!(
+        "{}/authorize?client_id={}&scope=openid&redirect_uri={}&request_uri={}",
+        srv.base,
+        rp.client.id,
+        encoded(&rp.client.redirect_uri),
+        encoded(&uri)
+    );
+    // The attack: a client that registered no request_uris names any URL.
+    let r = srv.http.get(&url).send().await.unwrap();
+    assert_eq!(error_of(&r).as_deref(), Some("invalid_request_uri"));
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "an unregistered request_uri is never contacted");
+    let doc = srv.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(doc["require_request_uri_registration"], true);
+    // Another URL than the registered one (same host, other path) is not fetched either.
+    register_request_uri(&srv, &rp.client, &format!("{uri}/other")).await;
+    let r = srv.http.get(&url).send().await.unwrap();
+    assert_eq!(error_of(&r).as_deref(), Some("invalid_request_uri"));
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // Registered: fetched, up to the per-client limit in a window.
+    register_request_uri(&srv, &rp.client, &uri).await;
+    for _ in 0..2 {
+        let r = srv.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 303, "on to the login page");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    let r = srv.http.get(&url).send().await.unwrap();
+    assert_eq!(error_of(&r).as_deref(), Some("temporarily_unavailable"));
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "over the limit: not fetched");
+    // Another client has its own budget.
+    let other = rp_with_keys(&srv).await;
+    let jwt = sign(other.signer.as_ref(), &request_claims(&srv, &other, &challenge, "o"));
+    let (uri_o, hits_o) = serve_text(jwt).await;
+    register_request_uri(&srv, &other.client, &uri_o).await;
+    let url_o =
+        format!("{}/authorize?client_id={}&scope=openid&request_uri={}", srv.base, other.client.id, encoded(&uri_o));
+    assert_eq!(srv.http.get(&url_o).send().await.unwrap().status(), 303);
+    assert_eq!(hits_o.load(Ordering::SeqCst), 1);
+
+    // With require_request_uri_registration off, a client that registered none may name any.
+    let open = TestServer::start_with(|s| {
+        s.development_mode = true;
+        s.request_objects.require_request_uri_registration = false;
+    })
+    .await;
+    let rp = rp_with_keys(&open).await;
+    let jwt = sign(rp.signer.as_ref(), &request_claims(&open, &rp, &challenge, "r"));
+    let (uri, hits) = serve_text(jwt).await;
+    let url = format!("{}/authorize?client_id={}&scope=openid&request_uri={}", open.base, rp.client.id, encoded(&uri));
+    assert_eq!(open.http.get(&url).send().await.unwrap().status(), 303);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(open.get_json("/.well-known/openid-configuration").await["require_request_uri_registration"], false);
+}
+
+/// Issue 13: request objects without `exp`, `aud`, `iss` (or with an `exp` far ahead) were
+/// accepted and could be replayed forever. They are refused, at `/authorize` and at `/par`.
+#[tokio::test]
+async fn request_objects_need_iss_aud_and_a_bounded_exp() {
+    let srv = TestServer::start().await;
+    let rp = rp_with_keys(&srv).await;
+    let (_, challenge) = pkce_pair();
+    let (url, ..) = authorize_url(&srv.base, &rp.client, "openid", &[]);
+    let now = srv.clock.now();
+    let mut cases = vec![];
+    for missing in ["iss", "aud", "exp"] {
+        let mut c = request_claims(&srv, &rp, &challenge, "s");
+        c.as_object_mut().unwrap().remove(missing);
+        cases.push((format!("without {missing}"), c));
+    }
+    let edits: [(&str, &str, Value); 6] = [
+        ("iss another client", "iss", json!("someone-else")),
+        ("exp beyond max_lifetime", "exp", json!(now + 3601)),
+        ("exp not a number", "exp", json!("soon")),
+        ("nbf in the future", "nbf", json!(now + 60)),
+        ("iat in the future", "iat", json!(now + 60)),
+        ("jti not a string", "jti", json!(7)),
+    ];
+    for (what, k, v) in edits {
+        let mut c = request_claims(&srv, &rp, &challenge, "s");
+        c[k] = v;
+        cases.push((what.to_string(), c));
+    }
+    for (what, claims) in &cases {
+        let jwt = sign(rp.signer.as_ref(), claims);
+        let r = srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{what}");
+        assert_eq!(error_of(&r).as_deref(), Some("invalid_request_object"), "{what}");
+    }
+    // The same rules at /par (a confidential client pushing a signed request object).
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
+    rec.jwks = srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap().jwks;
+    srv.update_client(&rec).await;
+    let for_pushing = |mut claims: Value| {
+        for k in ["iss", "client_id"] {
+            if claims.get(k).is_some_and(|v| v == &json!(rp.client.id)) {
+                claims[k] = json!(c.id);
+            }
+        }
+        claims["redirect_uri"] = json!(c.redirect_uri);
+        sign(rp.signer.as_ref(), &claims)
+    };
+    for (what, claims) in cases {
+        let r = par(&srv, &c, &[("request", &for_pushing(claims))]).await;
+        assert_eq!(r.status(), 400, "{what}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_request_object", "{what}");
+    }
+    // Control: the complete object is accepted at both.
+    let good = for_pushing(request_claims(&srv, &rp, &challenge, "s"));
+    assert_eq!(par(&srv, &c, &[("request", &good)]).await.status(), 201);
+    let jwt = sign(rp.signer.as_ref(), &request_claims(&srv, &rp, &challenge, "s"));
+    assert_eq!(srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap().status(), 303);
+}
+
+/// Issue 13: a request object's `jti` is single use until it expires, at `/authorize` and
+/// `/par`, on every instance sharing the database (the store of client assertion jtis).
+#[tokio::test]
+async fn a_request_object_jti_is_single_use() {
+    let srv = TestServer::start().await;
+    let rp = rp_with_keys(&srv).await;
+    let (_, challenge) = pkce_pair();
+    let (url, ..) = authorize_url(&srv.base, &rp.client, "openid", &[]);
+    let mut claims = request_claims(&srv, &rp, &challenge, "s");
+    claims["jti"] = json!("ro-jti-1");
+    let jwt = sign(rp.signer.as_ref(), &claims);
+    assert_eq!(srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap().status(), 303);
+    // The attack: the same object again.
+    let r = srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap();
+    assert_eq!(error_of(&r).as_deref(), Some("invalid_request_object"));
+    // Another instance on the same database (one issuer, as behind a load balancer) refuses
+    // it too, and spends a fresh one for both.
+    let issuer = srv.base.clone();
+    let b =
+        TestServer::start_on(srv.db.clone(), srv.master.clone(), srv.clock.clone(), move |s| s.issuer = issuer).await;
+    let url_b = url.replace(&srv.base, &b.base);
+    let r = b.http.get(format!("{url_b}&request={jwt}")).send().await.unwrap();
+    assert_eq!(error_of(&r).as_deref(), Some("invalid_request_object"), "replayed on the second instance");
+    claims["jti"] = json!("ro-jti-2");
+    let jwt = sign(rp.signer.as_ref(), &claims);
+    assert_eq!(b.http.get(format!("{url_b}&request={jwt}")).send().await.unwrap().status(), 303);
+    let r = srv.http.get(format!("{url}&request={jwt}")).send().await.unwrap();
+    assert_eq!(error_of(&r).as_deref(), Some("invalid_request_object"), "spent on the second instance");
+    // At /par too: a pushed object's jti is spent when pushed.
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    let mut rec = srv.state().store.get_client(&c.id).await.unwrap().unwrap();
+    rec.jwks = srv.state().store.get_client(&rp.client.id).await.unwrap().unwrap().jwks;
+    srv.update_client(&rec).await;
+    let mut pushed = claims.clone();
+    pushed["iss"] = json!(c.id);
+    pushed["client_id"] = json!(c.id);
+    pushed["redirect_uri"] = json!(c.redirect_uri);
+    pushed["jti"] = json!("ro-jti-3");
+    let jwt = sign(rp.signer.as_ref(), &pushed);
+    assert_eq!(par(&srv, &c, &[("request", &jwt)]).await.status(), 201);
+    let r = par(&srv, &c, &[("request", &jwt)]).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request_object");
 }
 
 async fn par(srv: &TestServer, c: &RegisteredClient, form: &[(&str, &str)]) -> reqwest::Response {

@@ -123,3 +123,97 @@ async fn userinfo_sub_equals_the_id_token_sub_and_deleted_users_lose_access() {
     let r = srv.http.get(srv.url("/userinfo")).bearer_auth(&at).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Sign in through `c` (login, and consent when asked, checking the page with `on_consent`);
+/// the token response.
+async fn tokens_via(
+    srv: &TestServer,
+    c: &crate::support::RegisteredClient,
+    scope: &str,
+    extra: &[(&str, &str)],
+    on_consent: impl Fn(&str),
+) -> Value {
+    let b = srv.browser();
+    let (url, _, _, verifier) = authorize_url(&srv.base, c, scope, extra);
+    let mut l = b.navigate(&url).await;
+    if matches!(&l, Landing::Page(_, p, _) if p.starts_with("/login")) {
+        l = b.login(l, "alice", crate::support::PASSWORD).await;
+    }
+    if let Landing::Page(_, p, body) = &l
+        && p.starts_with("/consent")
+    {
+        on_consent(body);
+        l = b.consent(l, "approve").await;
+    }
+    let Landing::Client(loc) = l else { panic!("{l:?}") };
+    srv.redeem(c, &query_param(&loc, "code").unwrap(), &verifier).await.json().await.unwrap()
+}
+
+/// Issue 13: a client registered for `openid` only received `email`, `phone_number` and `name`
+/// through the `claims` parameter, and a skip-consent client without any page. A claim is
+/// released only when a scope the client is registered for carries it (else silently left out,
+/// OIDC Core §5.5), and the consent page offers only those.
+#[tokio::test]
+async fn the_claims_parameter_releases_nothing_beyond_the_registered_scopes() {
+    let srv = TestServer::start().await;
+    srv.add_user("alice").await;
+    let asked = r#"{"userinfo":{"email":null,"phone_number":null,"name":{"essential":true}},
+                    "id_token":{"email":null,"phone_number":null,"name":null}}"#;
+    let leaked = |claims: &serde_json::Map<String, Value>, allowed: &[&str]| {
+        let found: Vec<&str> = ["email", "email_verified", "phone_number", "name"]
+            .into_iter()
+            .filter(|k| claims.contains_key(*k) && !allowed.contains(k))
+            .collect();
+        assert!(found.is_empty(), "released beyond the registered scopes: {found:?} in {claims:?}");
+    };
+    for skip_consent in [true, false] {
+        let c = srv.add_client(ClientOpts { skip_consent, scopes: vec!["openid".into()], ..Default::default() }).await;
+        let t = tokens_via(&srv, &c, "openid", &[("claims", asked)], |page| {
+            assert!(!page.contains("See your email") && !page.contains("See your phone number"), "{page}");
+        })
+        .await;
+        let id = srv.state().keys.verify(t["id_token"].as_str().unwrap()).unwrap();
+        leaked(&id, &[]);
+        let ui: Value = srv
+            .http
+            .get(srv.url("/userinfo"))
+            .bearer_auth(t["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        leaked(ui.as_object().unwrap(), &[]);
+        assert!(ui["sub"].is_string());
+    }
+    // A client registered for email (not phone or profile) gets email by naming it, even
+    // without the scope in the request, and nothing else.
+    let c = srv
+        .add_client(ClientOpts {
+            skip_consent: false,
+            scopes: vec!["openid".into(), "email".into()],
+            ..Default::default()
+        })
+        .await;
+    let t = tokens_via(&srv, &c, "openid", &[("claims", asked)], |page| {
+        assert!(page.contains("See your email"), "the consent page names what is released: {page}");
+        assert!(!page.contains("See your phone number") && !page.contains("See your name"), "{page}");
+    })
+    .await;
+    let id = srv.state().keys.verify(t["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(id["email"], "alice@example.com");
+    leaked(&id, &["email"]);
+    let ui: Value = srv
+        .http
+        .get(srv.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ui["email"], "alice@example.com");
+    leaked(ui.as_object().unwrap(), &["email"]);
+}

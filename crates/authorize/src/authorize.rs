@@ -193,9 +193,14 @@ pub(crate) fn validate(
         None => None,
         Some(t) => Some(verify_hint(state, client, t)?),
     };
+    // OIDC Core §5.5: claims no scope of the client's registration carries are left out, so
+    // the consent page never offers them and the grant never records them (issue 13).
     let claims = match params.get("claims") {
         None => None,
-        Some(c) => Some(ClaimsRequest::parse(c).map_err(OAuthError::invalid_request)?.to_json()),
+        Some(c) => {
+            let parsed = ClaimsRequest::parse(c).map_err(OAuthError::invalid_request)?.within(&client.scopes);
+            (!parsed.is_empty()).then(|| parsed.to_json())
+        }
     };
     if let Some(n) = params.get("nonce")
         && n.len() > 512

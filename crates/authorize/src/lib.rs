@@ -38,7 +38,7 @@ pub fn capabilities(settings: &Settings) -> Capabilities {
         .set("claims_parameter_supported", true)
         .set("request_parameter_supported", true)
         .set("request_uri_parameter_supported", true)
-        .set("require_request_uri_registration", false)
+        .set("require_request_uri_registration", settings.request_objects.require_request_uri_registration)
         .add("request_object_signing_alg_values_supported", request_object_algs(settings))
         .set("pushed_authorization_request_endpoint", settings.endpoint(par::PAR_PATH))
         .set("require_pushed_authorization_requests", settings.request_objects.require_pushed_authorization_requests)

@@ -5,6 +5,7 @@ use latchkey_core::model::Client;
 use latchkey_core::{ErrorCode, OAuthError, SecretToken};
 use latchkey_signer::jws;
 use latchkey_web::AppState;
+use latchkey_web::limits::Kind;
 use latchkey_web::params::{MAX_PARAMS, Params};
 use serde_json::{Map, Value};
 
@@ -53,12 +54,21 @@ pub async fn resolve(state: &AppState, client: &Client, params: Params) -> Resul
             if uri.len() > 512 {
                 return Err(invalid_uri("request_uri longer than 512 characters"));
             }
-            // OIDC Registration §2: when a client registered request_uris, only those.
+            // OIDC Registration §2: only the registered request_uris (issue 13: otherwise anyone
+            // could make the server fetch a URL of their choosing); a client that registered
+            // none may name any only when require_request_uri_registration is off.
             let bare = uri.split('#').next().unwrap_or_default();
-            if !client.request_uris.is_empty() && !client.request_uris.iter().any(|r| r.split('#').next() == Some(bare))
-            {
+            let registered = client.request_uris.iter().any(|r| r.split('#').next() == Some(bare));
+            let open =
+                client.request_uris.is_empty() && !state.settings.request_objects.require_request_uri_registration;
+            if !registered && !open {
                 return Err(invalid_uri("request_uri is not registered for the client"));
             }
+            // Fetches per client are limited, registered URIs or not.
+            state
+                .limiter
+                .hit(&state.settings.limits, Kind::RequestUriFetches, &client.client_id, state.now())
+                .map_err(|w| w.into_error())?;
             let body = latchkey_web::fetch::get(&uri, state.settings.development_mode)
                 .await
                 .map_err(|e| invalid_uri(format!("fetching request_uri failed: {e}")))?;
@@ -120,34 +130,75 @@ pub async fn verify(state: &AppState, client: &Client, jwt: &str) -> Result<Map<
         return Err(invalid_object("the request object has too many members"));
     }
     check_claims(state, client, &claims)?;
+    // RFC 9101 §10.2: a jti is single use until the object expires, on every instance (the
+    // store the client assertions' jtis use, in a namespace of its own).
+    if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or_default();
+        let fresh = state
+            .store
+            .record_assertion_jti(&client.client_id, &format!("{JTI_NAMESPACE}{jti}"), exp)
+            .await
+            .map_err(OAuthError::server_error)?;
+        if !fresh {
+            return Err(invalid_object("jti replayed"));
+        }
+    }
     Ok(claims)
 }
 
+/// Prefix of a request object's jti in the assertion jti store, so a client's request object and
+/// client assertion may carry the same jti.
+const JTI_NAMESPACE: &str = "request_object:";
+
+/// Seconds a request object's `nbf` or `iat` may lie in the future (clock skew), as for client
+/// assertions.
+const SKEW: i64 = 5;
+
+/// RFC 9101 §4, §6.3 and RFC 7519 §4.1, as required here (issue 13): `iss` is the client, `aud`
+/// the issuer, `exp` present, in the future and at most `request_objects.max_lifetime` ahead;
+/// `nbf` and `iat`, when present, not in the future; `jti`, when present, a short string.
 fn check_claims(state: &AppState, client: &Client, claims: &Map<String, Value>) -> Result<(), OAuthError> {
     let now = state.now();
     let s = |k: &str| claims.get(k).and_then(Value::as_str);
-    // RFC 9101 §5: client_id inside must match; iss, when present, is the client.
+    // RFC 9101 §5: client_id inside must match.
     if claims.contains_key("client_id") && s("client_id") != Some(client.client_id.as_str()) {
         return Err(invalid_object("client_id does not match"));
     }
-    if claims.contains_key("iss") && s("iss") != Some(client.client_id.as_str()) {
-        return Err(invalid_object("iss is not the client"));
+    if s("iss") != Some(client.client_id.as_str()) {
+        return Err(invalid_object("iss is missing or not the client"));
     }
-    if let Some(aud) = claims.get("aud") {
-        let ok = match aud {
-            Value::String(a) => a == &state.settings.issuer,
-            Value::Array(v) => v.iter().any(|a| a.as_str() == Some(state.settings.issuer.as_str())),
-            _ => false,
-        };
-        if !ok {
-            return Err(invalid_object("aud is not this issuer"));
-        }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == &state.settings.issuer,
+        Some(Value::Array(v)) => v.iter().any(|a| a.as_str() == Some(state.settings.issuer.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(invalid_object("aud is missing or not this issuer"));
     }
-    if claims.get("exp").is_some_and(|e| e.as_i64().is_none_or(|e| e <= now)) {
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| invalid_object("exp is missing"))?;
+    if exp <= now {
         return Err(invalid_object("expired"));
     }
-    if claims.get("nbf").and_then(Value::as_i64).is_some_and(|n| n > now + 5) {
+    if exp - now > state.settings.request_objects.max_lifetime {
+        return Err(invalid_object("exp is further ahead than request_objects.max_lifetime"));
+    }
+    let time = |k: &str| -> Result<Option<i64>, OAuthError> {
+        match claims.get(k) {
+            None => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| invalid_object(&format!("{k} is not a number"))),
+        }
+    };
+    if time("nbf")?.is_some_and(|n| n > now + SKEW) {
         return Err(invalid_object("not yet valid"));
+    }
+    if time("iat")?.is_some_and(|i| i > now + SKEW) {
+        return Err(invalid_object("issued in the future"));
+    }
+    if let Some(j) = claims.get("jti") {
+        let ok = j.as_str().is_some_and(|j| !j.is_empty() && j.len() <= 256);
+        if !ok {
+            return Err(invalid_object("jti must be a string of 1 to 256 characters"));
+        }
     }
     if claims.contains_key("request") || claims.contains_key("request_uri") {
         return Err(invalid_object("request objects cannot nest"));

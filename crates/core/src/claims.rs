@@ -74,6 +74,28 @@ impl ClaimsRequest {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.userinfo.keys().chain(self.id_token.keys()).map(String::as_str)
     }
+
+    /// The request without the user claims this client may not have: those no scope it is
+    /// registered for carries are silently omitted (OIDC Core §5.5 lets the OP leave out
+    /// requested claims). Protocol claims (`acr`, `auth_time`, …) stay: they never come from the
+    /// user record.
+    pub fn within(mut self, client_scopes: &[String]) -> Self {
+        let keep = |name: &String, _: &mut Value| is_protocol_claim(name) || client_may_have(name, client_scopes);
+        self.userinfo.retain(keep);
+        self.id_token.retain(keep);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.userinfo.is_empty() && self.id_token.is_empty()
+    }
+}
+
+/// Is the client registered for a scope that carries this claim? The `claims` parameter never
+/// reaches further than that (issue 13): a client registered for `openid` alone gets no
+/// `email` by naming it.
+pub fn client_may_have(name: &str, client_scopes: &[String]) -> bool {
+    client_scopes.iter().any(|s| claims_for_scope(s).contains(&name))
 }
 
 pub const PROFILE_CLAIMS: &[&str] = &[
@@ -136,7 +158,7 @@ impl MembershipClaims {
     /// the client may request the matching scope: the parameter never reaches further than
     /// the scopes a client is registered for.
     pub fn with_requested(self, requested: &Map<String, Value>, client_scopes: &[String]) -> Self {
-        let may = |name: &str| requested.contains_key(name) && client_scopes.iter().any(|s| s == name);
+        let may = |name: &str| requested.contains_key(name) && client_may_have(name, client_scopes);
         Self { groups: self.groups || may("groups"), roles: self.roles || may("roles") }
     }
 
@@ -176,12 +198,15 @@ pub fn user_claim(user: &User, name: &str) -> Option<Value> {
 }
 
 /// User claims for one target: everything the granted scopes cover (when `include_scope_claims`)
-/// plus everything the `claims` request names for this target, that the user has.
+/// plus what the `claims` request names for this target, that the user has and that a scope
+/// the client is registered for carries ([`client_may_have`]; checked again here, at release,
+/// so a registration narrowed since the request also narrows what its grants release).
 pub fn select(
     user: &User,
     scope: &Scope,
     requested: &Map<String, Value>,
     include_scope_claims: bool,
+    client_scopes: &[String],
 ) -> Map<String, Value> {
     let mut out = Map::new();
     if include_scope_claims {
@@ -196,6 +221,9 @@ pub fn select(
     for name in requested.keys() {
         let resolved_elsewhere = MEMBERSHIP_CLAIMS.contains(&name.as_str());
         if !supported_claims().contains(&name.as_str()) || is_protocol_claim(name) || resolved_elsewhere {
+            continue;
+        }
+        if !client_may_have(name, client_scopes) {
             continue;
         }
         // OIDC Core §5.5.1: `value`/`values` express a preference; the user's real value is
@@ -234,6 +262,33 @@ mod tests {
         }
     }
 
+    fn all_scopes() -> Vec<String> {
+        ["openid", "profile", "email", "address", "phone", "groups", "roles"].map(String::from).to_vec()
+    }
+
+    /// Issue 13: a client registered for `openid` only received `email`, `phone_number` and
+    /// `name` by naming them in the `claims` parameter.
+    #[test]
+    fn the_claims_parameter_never_reaches_beyond_the_registered_scopes() {
+        let u = user();
+        let req = json!({"email": null, "phone_number": null, "name": {"essential": true}, "address": null});
+        let openid_only = vec!["openid".to_owned()];
+        let out = select(&u, &Scope::parse("openid").unwrap(), req.as_object().unwrap(), true, &openid_only);
+        assert!(out.is_empty(), "{out:?}");
+        let with_email = vec!["openid".to_owned(), "email".to_owned()];
+        let out = select(&u, &Scope::parse("openid").unwrap(), req.as_object().unwrap(), true, &with_email);
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["email"]);
+        let c = ClaimsRequest::parse(
+            r#"{"id_token": {"email": null, "acr": {"essential": true}}, "userinfo": {"name": null}}"#,
+        )
+        .unwrap()
+        .within(&openid_only);
+        assert_eq!(c.id_token.keys().collect::<Vec<_>>(), ["acr"], "protocol claims stay");
+        assert!(c.userinfo.is_empty());
+        assert!(!c.is_empty());
+        assert!(ClaimsRequest::parse(r#"{"userinfo": {"name": null}}"#).unwrap().within(&openid_only).is_empty());
+    }
+
     #[test]
     fn claims_parameter_is_validated() {
         assert!(ClaimsRequest::parse("not json").is_err());
@@ -260,11 +315,11 @@ mod tests {
     #[test]
     fn scopes_select_their_claims_only() {
         let u = user();
-        let email_only = select(&u, &Scope::parse("openid email").unwrap(), &Map::new(), true);
+        let email_only = select(&u, &Scope::parse("openid email").unwrap(), &Map::new(), true, &all_scopes());
         assert_eq!(email_only.get("email"), Some(&json!("ada@example.com")));
         assert_eq!(email_only.get("email_verified"), Some(&json!(true)));
         assert!(email_only.get("name").is_none());
-        let none = select(&u, &Scope::parse("openid email").unwrap(), &Map::new(), false);
+        let none = select(&u, &Scope::parse("openid email").unwrap(), &Map::new(), false, &all_scopes());
         assert!(none.is_empty());
     }
 
@@ -272,7 +327,7 @@ mod tests {
     fn claims_request_adds_individual_claims_but_never_protocol_ones() {
         let u = user();
         let req = json!({"given_name": null, "sub": {"value": "evil"}, "address": {"essential": true}});
-        let out = select(&u, &Scope::parse("openid").unwrap(), req.as_object().unwrap(), false);
+        let out = select(&u, &Scope::parse("openid").unwrap(), req.as_object().unwrap(), false, &all_scopes());
         assert_eq!(out.get("given_name"), Some(&json!("Ada")));
         assert_eq!(out.get("address"), Some(&json!({"country": "UK"})));
         assert!(out.get("sub").is_none());
@@ -283,7 +338,8 @@ mod tests {
         let mut u = user();
         u.claims.insert("roles".into(), json!(["forged"]));
         let req = json!({"roles": null, "groups": null});
-        let out = select(&u, &Scope::parse("openid groups roles").unwrap(), req.as_object().unwrap(), true);
+        let out =
+            select(&u, &Scope::parse("openid groups roles").unwrap(), req.as_object().unwrap(), true, &all_scopes());
         assert!(out.get("roles").is_none() && out.get("groups").is_none(), "{out:?}");
     }
 

@@ -211,11 +211,22 @@ pub struct RequestObjects {
     pub require_pushed_authorization_requests: bool,
     /// Lifetime of a pushed request's request_uri, in seconds.
     pub par_lifetime: i64,
+    /// Longest a request object may still be valid (its `exp` minus now), in seconds.
+    pub max_lifetime: i64,
+    /// Fetch a `request_uri` only when the client registered it (`request_uris`). Off: a client
+    /// that registered none may name any https URL.
+    pub require_request_uri_registration: bool,
 }
 
 impl Default for RequestObjects {
     fn default() -> Self {
-        Self { allow_unsigned: false, require_pushed_authorization_requests: false, par_lifetime: 60 }
+        Self {
+            allow_unsigned: false,
+            require_pushed_authorization_requests: false,
+            par_lifetime: 60,
+            max_lifetime: 3600,
+            require_request_uri_registration: true,
+        }
     }
 }
 
@@ -271,6 +282,8 @@ pub struct Limits {
     pub client_auth_failures_per_ip: i64,
     /// Clients registered dynamically per window per client IP.
     pub registrations_per_ip: i64,
+    /// `request_uri` documents fetched per window per client.
+    pub request_uri_fetches_per_client: i64,
     /// Failed sign-ins per window per client IP, before that IP is refused (credential stuffing).
     pub login_failures_per_ip: i64,
     /// Failed sign-ins an account may have from one source before each further failure makes
@@ -295,6 +308,7 @@ impl Default for Limits {
             requests_per_ip: 3_000_000,
             client_auth_failures_per_ip: 60,
             registrations_per_ip: 60,
+            request_uri_fetches_per_client: 600,
             login_failures_per_ip: 100,
             login_free_failures: 5,
             login_backoff_base: 1,
@@ -552,6 +566,7 @@ impl Settings {
             ("limits.requests_per_ip", lim.requests_per_ip),
             ("limits.client_auth_failures_per_ip", lim.client_auth_failures_per_ip),
             ("limits.registrations_per_ip", lim.registrations_per_ip),
+            ("limits.request_uri_fetches_per_client", lim.request_uri_fetches_per_client),
             ("limits.login_failures_per_ip", lim.login_failures_per_ip),
             ("limits.login_free_failures", lim.login_free_failures),
             ("limits.login_backoff_base", lim.login_backoff_base),
@@ -626,6 +641,9 @@ impl Settings {
         }
         if !(1..=600).contains(&self.request_objects.par_lifetime) {
             return Err(bad("request_objects.par_lifetime", "must be between 1 and 600 seconds"));
+        }
+        if !(1..=86400).contains(&self.request_objects.max_lifetime) {
+            return Err(bad("request_objects.max_lifetime", "must be between 1 and 86400 seconds"));
         }
         if !(1..=100).contains(&self.logout.backchannel_max_attempts) {
             return Err(bad("logout.backchannel_max_attempts", "must be between 1 and 100"));

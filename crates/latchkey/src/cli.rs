@@ -144,6 +144,9 @@ struct ClientAdd {
     /// Where the client publishes its JWK Set (private_key_jwt; https).
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
+    /// A URL (https) the client may pass as `request_uri`; only registered ones are fetched.
+    #[arg(long = "request-uri", value_name = "URL")]
+    request_uris: Vec<String>,
     /// A resource server: may introspect any token.
     #[arg(long)]
     introspection: bool,
@@ -187,6 +190,9 @@ struct ClientUpdate {
     jwks: Option<PathBuf>,
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
+    /// Replaces the registered request URIs.
+    #[arg(long = "request-uri", value_name = "URL")]
+    request_uris: Vec<String>,
     #[arg(long)]
     introspection: Option<bool>,
     /// Replaces the registered web origins (CORS).
@@ -673,6 +679,7 @@ fn client_json(c: &Client) -> Value {
         "resources": c.resources,
         "jwks_uri": c.jwks_uri,
         "has_jwks": c.jwks.is_some(),
+        "request_uris": c.request_uris,
         "introspection": c.introspection,
         "web_origins": latchkey_web::cors::origins_of(c).origins,
         "created_at": c.created_at,
@@ -708,6 +715,12 @@ fn check_client(c: &Client, dev_mode: bool) -> Result<(), Fail> {
         let ok = url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" || (dev_mode && p.scheme() == "http"));
         if !ok {
             return Err(usage(format!("--jwks-uri must be an https URL: {u}")));
+        }
+    }
+    for u in &c.request_uris {
+        let ok = url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" || (dev_mode && p.scheme() == "http"));
+        if !ok || u.len() > 512 {
+            return Err(usage(format!("--request-uri must be an https URL of at most 512 characters: {u}")));
         }
     }
     for r in &c.resources {
@@ -766,6 +779,7 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
                 resources: a.resources,
                 jwks,
                 jwks_uri: a.jwks_uri,
+                request_uris: dedup(a.request_uris),
                 secret_enc,
                 introspection: a.introspection,
                 created_at: now,
@@ -865,6 +879,9 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
             }
             if let Some(uri) = u.jwks_uri {
                 c.jwks_uri = Some(uri);
+            }
+            if !u.request_uris.is_empty() {
+                c.request_uris = dedup(u.request_uris);
             }
             if let Some(v) = u.introspection {
                 c.introspection = v;

@@ -69,7 +69,8 @@ pub async fn issue(
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     let alg = signing_alg(state, client);
     let scope = Scope::parse(&grant.scope).unwrap_or_default();
-    let mut claims = select(&user, &scope, &requested(grant), state.settings.id_token.scope_claims_in_id_token);
+    let mut claims =
+        select(&user, &scope, &requested(grant), state.settings.id_token.scope_claims_in_id_token, &client.scopes);
     memberships.insert(&mut claims, membership_claims(client, grant))?;
     let mut set = |k: &str, v: Value| {
         claims.insert(k.to_owned(), v);

@@ -4,10 +4,11 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use latchkey_core::claims::MembershipClaims;
-use latchkey_core::model::Client;
+use latchkey_core::claims::{MembershipClaims, user_claim};
+use latchkey_core::model::{Client, SubjectType};
 use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, SecretToken};
+use latchkey_storage::StoreError;
 use latchkey_web::errors::no_store_json;
 use latchkey_web::params::FormParams;
 use latchkey_web::{AppState, BackChannel, client_auth};
@@ -43,13 +44,13 @@ async fn respond(state: &AppState, client: &latchkey_core::model::Client, params
     };
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
     let found = if refresh_first {
-        match refresh_info(state, token).await {
-            Ok(None) => access_info(state, token).await,
+        match refresh_info(state, client, token).await {
+            Ok(None) => access_info(state, client, token).await,
             other => other,
         }
     } else {
-        match access_info(state, token).await {
-            Ok(None) => refresh_info(state, token).await,
+        match access_info(state, client, token).await {
+            Ok(None) => refresh_info(state, client, token).await,
             other => other,
         }
     };
@@ -79,25 +80,61 @@ fn may_see(client: &Client, info: &Info) -> bool {
         || info.audience.as_deref() == Some(client.client_id.as_str())
 }
 
-async fn username_of(state: &AppState, user_id: Option<&str>) -> Result<Option<String>, latchkey_storage::StoreError> {
-    match user_id {
-        Some(u) => Ok(state.store.get_user(u).await?.map(|u| u.username)),
-        None => Ok(None),
+/// RFC 7662 `username`: only when the token's scope releases a username (`profile` carries
+/// `preferred_username`), and then the value the client would get as `preferred_username` from
+/// UserInfo. Without it, a global identifier would let two clients (pairwise ones above all)
+/// link a user (issue 13).
+async fn username_of(state: &AppState, user_id: &str, scope: &str) -> Result<Option<String>, StoreError> {
+    if !Scope::parse(scope).unwrap_or_default().contains("profile") {
+        return Ok(None);
     }
+    Ok(state
+        .store
+        .get_user(user_id)
+        .await?
+        .and_then(|u| user_claim(&u, "preferred_username"))
+        .and_then(|v| v.as_str().map(str::to_owned)))
 }
 
-/// The `sub` of a user's token as its client knows it (pairwise clients get their own).
-async fn subject_of(state: &AppState, client_id: &str, user_id: &str) -> Result<String, latchkey_storage::StoreError> {
-    Ok(match state.client(client_id).await? {
-        Some(c) => latchkey_web::subject::for_client(state, &c, user_id),
-        None => user_id.to_owned(),
-    })
+/// The `sub` of a user's token: the one its own client knows (pairwise clients get theirs), as
+/// a JWT access token carries it (RFC 9068 §2.2) and RFC 7662 peers report it. A pairwise
+/// caller never learns the public id: when the token's client is public-subject and the caller
+/// pairwise, there is no `sub` (issue 13). Unknown client: no `sub` either, never the user id.
+async fn subject_of(
+    state: &AppState,
+    caller: &Client,
+    client_id: &str,
+    user_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(c) = state.client(client_id).await? else { return Ok(None) };
+    if c.subject_type == SubjectType::Public && caller.subject_type == SubjectType::Pairwise {
+        return Ok(None);
+    }
+    Ok(Some(latchkey_web::subject::for_client(state, &c, user_id)))
+}
+
+/// `sub` and `username` of a user's token, as [`subject_of`] and [`username_of`] allow.
+async fn insert_user(
+    state: &AppState,
+    caller: &Client,
+    body: &mut Map<String, Value>,
+    client_id: &str,
+    user_id: &str,
+    scope: &str,
+) -> Result<(), StoreError> {
+    if let Some(sub) = subject_of(state, caller, client_id, user_id).await? {
+        body.insert("sub".into(), json!(sub));
+    }
+    if let Some(name) = username_of(state, user_id, scope).await? {
+        body.insert("username".into(), json!(name));
+    }
+    Ok(())
 }
 
 /// `groups` and `roles` when the token's scope holds them: as they are at introspection time
 /// (a JWT carries those of its issuance), for the client the token was issued to. Only for a
 /// caller that may see the token: no query otherwise.
-async fn insert_memberships(state: &AppState, info: &mut Info) -> Result<(), latchkey_storage::StoreError> {
+async fn insert_memberships(state: &AppState, info: &mut Info) -> Result<(), StoreError> {
     let Some((user_id, scope)) = &info.user else { return Ok(()) };
     let wanted = MembershipClaims::for_scope(&Scope::parse(scope).unwrap_or_default());
     if wanted.any() {
@@ -107,7 +144,7 @@ async fn insert_memberships(state: &AppState, info: &mut Info) -> Result<(), lat
     Ok(())
 }
 
-async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
+async fn access_info(state: &AppState, caller: &Client, token: &str) -> Result<Option<Info>, StoreError> {
     let Some(v) = access::validate(state, token).await? else { return Ok(None) };
     let mut body = Map::new();
     body.insert("active".into(), json!(true));
@@ -123,12 +160,7 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
         body.insert("aud".into(), json!(a));
     }
     match v.user_id() {
-        Some(u) => {
-            body.insert("sub".into(), json!(subject_of(state, &v.client_id, u).await?));
-            if let Some(name) = username_of(state, Some(u)).await? {
-                body.insert("username".into(), json!(name));
-            }
-        }
+        Some(u) => insert_user(state, caller, &mut body, &v.client_id, u, &v.scope).await?,
         None => {
             body.insert("sub".into(), json!(v.client_id));
         }
@@ -140,7 +172,7 @@ async fn access_info(state: &AppState, token: &str) -> Result<Option<Info>, latc
     Ok(Some(Info { client_id: v.client_id, audience: v.audience, body, user }))
 }
 
-async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, latchkey_storage::StoreError> {
+async fn refresh_info(state: &AppState, caller: &Client, token: &str) -> Result<Option<Info>, StoreError> {
     let Some(v) = state.store.get_refresh_token(&SecretToken::from_presented(token).hash(), state.now()).await? else {
         return Ok(None);
     };
@@ -156,10 +188,7 @@ async fn refresh_info(state: &AppState, token: &str) -> Result<Option<Info>, lat
     body.insert("iat".into(), json!(v.created_at));
     body.insert("scope".into(), json!(v.scope));
     if let Some(u) = v.grant.user_id.as_deref() {
-        body.insert("sub".into(), json!(subject_of(state, &v.grant.client_id, u).await?));
-        if let Some(name) = username_of(state, Some(u)).await? {
-            body.insert("username".into(), json!(name));
-        }
+        insert_user(state, caller, &mut body, &v.grant.client_id, u, &v.scope).await?;
     }
     let user = v.grant.user_id.clone().map(|u| (u, v.scope.clone()));
     Ok(Some(Info { client_id: v.grant.client_id.clone(), audience: None, body, user }))

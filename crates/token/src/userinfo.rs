@@ -94,13 +94,13 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
         .map(|v| ClaimsRequest::from_json(&v).userinfo)
         .unwrap_or_default();
-    let mut claims = select(&user, &scope, &requested, true);
     // The sub the token's client knows (pairwise clients get their own).
     let client = match state.client(&view.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return invalid(),
         Err(e) => return latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),
     };
+    let mut claims = select(&user, &scope, &requested, true, &client.scopes);
     // Groups and roles as they are now, for the token's client; no query unless asked for.
     let wanted = MembershipClaims::for_scope(&scope).with_requested(&requested, &client.scopes);
     let inserted = match Resolved::load(state, Some(&user.id), &client.client_id, wanted).await {

@@ -33,6 +33,8 @@ pub enum Kind {
     Registrations,
     /// Failed sign-ins per IP.
     LoginFailures,
+    /// `request_uri` documents fetched per client.
+    RequestUriFetches,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::ClientAuthFailures => "authfail",
             Kind::Registrations => "register",
             Kind::LoginFailures => "loginfail",
+            Kind::RequestUriFetches => "requesturi",
         }
     }
 
@@ -53,6 +56,7 @@ impl Kind {
             Kind::ClientAuthFailures => l.client_auth_failures_per_ip,
             Kind::Registrations => l.registrations_per_ip,
             Kind::LoginFailures => l.login_failures_per_ip,
+            Kind::RequestUriFetches => l.request_uri_fetches_per_client,
         }
     }
 }
