@@ -359,3 +359,38 @@ async fn client_request_uris_are_registered_with_the_cli() {
     let o = cli(&db, &[], &[&base[..], &["--request-uri", "http://a.example/req"]].concat(), None);
     assert_eq!(o.status.code(), Some(2), "plain http is refused: {}", stderr(&o));
 }
+
+/// Issue 13: an id that starts with `-` reads as an option; every command taking a client id,
+/// user, group or role accepts it after `--` (clients made before generated ids were kept from
+/// starting with `-` may have one; a username may start with one).
+#[tokio::test]
+async fn ids_starting_with_a_hyphen_are_accepted_after_a_double_dash() {
+    let db = TestDb::fresh().await;
+    let o = cli(&db, &[], &["client", "add", "--name", "A", "--redirect-uri", "https://a.example/cb", "--json"], None);
+    let id = one_json_object(&stdout(&o))["client_id"].as_str().unwrap().to_string();
+    assert!(!id.starts_with('-'));
+    crate::support::exec_sql(&db, &format!("UPDATE clients SET client_id = '-legacy' WHERE client_id = '{id}'")).await;
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let o = cli(&db, &[], args, stdin);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    // Without `--` it is an unknown option (exit 2), with it the id.
+    assert_eq!(cli(&db, &[], &["client", "show", "-legacy"], None).status.code(), Some(2));
+    assert_eq!(one_json_object(&ok(&["client", "show", "--json", "--", "-legacy"], None))["client_id"], "-legacy");
+    ok(&["client", "update", "--name", "B", "--", "-legacy"], None);
+    ok(&["user", "add", "--username=-eve", "--password-stdin"], Some("pw for eve\n"));
+    ok(&["user", "show", "--", "-eve"], None);
+    ok(&["user", "set-password", "--password-stdin", "--", "-eve"], Some("another pw\n"));
+    ok(&["user", "update", "--no-groups", "--", "-eve"], None);
+    ok(&["user", "revoke-consent", "--client", "-legacy", "--", "-eve"], None);
+    ok(&["group", "add", "--", "-staff"], None);
+    ok(&["role", "grant", "--group=-staff", "--client", "-legacy", "--", "-admin"], None);
+    ok(&["role", "grant", "--user=-eve", "--", "-admin"], None);
+    ok(&["role", "revoke", "--user=-eve", "--", "-admin"], None);
+    ok(&["user", "sign-out-everywhere", "--", "-eve"], None);
+    ok(&["user", "remove", "--", "-eve"], None);
+    ok(&["group", "remove", "--", "-staff"], None);
+    ok(&["client", "remove", "--", "-legacy"], None);
+    assert_eq!(cli(&db, &[], &["client", "show", "--", "-legacy"], None).status.code(), Some(1));
+}

@@ -147,3 +147,61 @@ async fn serve_answers_discovery_within_a_second_on_an_existing_database_and_a_r
     assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM clients").await, 2);
     assert_eq!(query_i64(&db, "SELECT COUNT(*) FROM users").await, 1);
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+/// Issue 13: the database holds password hashes, personal data and the audit log. Whatever the
+/// umask, the data directory is 0700 and the database with its `-wal` and `-shm` files 0600
+/// while a server runs; a backup is 0600 too.
+#[tokio::test]
+async fn the_data_directory_database_wal_shm_and_backups_are_private_to_the_owner() {
+    let db = TestDb::fresh().await;
+    let port = free_port();
+    let srv = spawn_serve(&db, port);
+    assert!(wait_for_discovery(port, Duration::from_secs(30)).await.is_some(), "the server did not start");
+    let dir = crate::support::data_dir(&db);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("master.key")), 0o600);
+    if !db.is_postgres() {
+        for f in ["latchkey.db", "latchkey.db-wal", "latchkey.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+    drop(srv);
+    if !db.is_postgres() {
+        let copy = db.dir.path().join("copy.db");
+        let o = cli(&db, &[], &["backup", copy.to_str().unwrap()], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(mode(&copy), 0o600);
+    }
+}
+
+/// Issue 13: files made looser by hand (or by an older version) are not changed behind the
+/// operator's back: every start warns, one line each, naming the path and its mode.
+#[tokio::test]
+async fn a_database_readable_by_others_gets_a_warning_naming_it_at_start() {
+    let db = TestDb::fresh().await;
+    if db.is_postgres() {
+        return; // No database file: PostgreSQL's own storage is its business.
+    }
+    let o = cli(&db, &[], &["migrate"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("mode"), "{}", stderr(&o));
+    let dir = crate::support::data_dir(&db);
+    let file = dir.join("latchkey.db");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = cli(&db, &[], &["client", "list"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = |p: &std::path::Path, m: &str| {
+        err.lines().any(|l| l.contains("WARN") && l.contains(&p.display().to_string()) && l.contains(m))
+    };
+    assert!(line(&dir, "0755"), "{err}");
+    assert!(line(&file, "0644"), "{err}");
+    assert_eq!((mode(&dir), mode(&file)), (0o755, 0o644), "left as they were");
+}

@@ -99,6 +99,54 @@ async fn registration_requests_per_ip_are_limited() {
     assert_limited(r, 60).await;
 }
 
+/// Issue 13: the check and the count are one step, so a burst of parallel registrations from
+/// one IP gets exactly the limit's worth of clients, not one each.
+#[tokio::test]
+async fn parallel_registrations_from_one_ip_past_the_limit_get_429_and_register_nothing_more() {
+    let srv = TestServer::start_with(|s| {
+        s.registration.policy = "open".into();
+        s.limits.registrations_per_ip = 1;
+    })
+    .await;
+    let body = json!({"redirect_uris": ["https://rp.example/cb"]});
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let req = srv.http.post(srv.url("/register")).json(&body);
+        set.spawn(async move { req.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = set.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 11, "{statuses:?}");
+    assert_eq!(srv.state().store.list_clients().await.unwrap().len(), 1);
+}
+
+/// Issue 13: failed registration attempts (bad metadata, a wrong initial access token) use up
+/// the IP's budget too, so the limit also bounds probing.
+#[tokio::test]
+async fn failed_registration_attempts_count_against_the_per_ip_limit() {
+    let srv = TestServer::start_with(|s| {
+        s.registration.policy = "initial_access_token".into();
+        s.limits.registrations_per_ip = 2;
+    })
+    .await;
+    let now = latchkey_core::Clock::now(&srv.clock);
+    let token = latchkey_core::SecretToken::generate();
+    srv.state().store.create_initial_access_token(&token.hash(), now, now + 600).await.unwrap();
+    let good = json!({"redirect_uris": ["https://rp.example/cb"]});
+    let r = srv.http.post(srv.url("/register")).bearer_auth("not-a-token").json(&good).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let bad = json!({"redirect_uris": ["javascript:alert(1)"]});
+    let r = srv.http.post(srv.url("/register")).bearer_auth(token.expose()).json(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // The budget is spent: the good token and good metadata wait for the next window.
+    let r = srv.http.post(srv.url("/register")).bearer_auth(token.expose()).json(&good).send().await.unwrap();
+    let wait = assert_limited(r, 60).await;
+    assert!(srv.state().store.list_clients().await.unwrap().is_empty());
+    srv.clock.advance(wait);
+    let r = srv.http.post(srv.url("/register")).bearer_auth(token.expose()).json(&good).send().await.unwrap();
+    assert_eq!(r.status(), 201, "the token was not used up by the refused attempt");
+}
+
 /// Start a sign-in and submit the login form once; returns (status, Retry-After, body).
 async fn attempt(
     srv: &TestServer,

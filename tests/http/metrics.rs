@@ -1,4 +1,5 @@
-//! GET /metrics: Prometheus text format, on the main listener or on `metrics.bind` only.
+//! GET /metrics: Prometheus text format, on `metrics.bind` only (a loopback listener by
+//! default), or on the main listener behind `metrics.bearer_token`.
 //!
 //! The recorder is process-wide, so other tests in this binary add to the same counters: the
 //! checks compare a series before and after this test's own requests.
@@ -29,7 +30,7 @@ async fn metrics_count_requests_tokens_logins_and_refresh_reuse_with_their_label
         .add_client(ClientOpts { skip_consent: true, refresh_without_offline_access: true, ..Default::default() })
         .await;
     srv.add_user("alice").await;
-    let before = scrape(&srv, &srv.base).await;
+    let before = scrape(&srv, &srv.metrics_base()).await;
 
     // A failed login: the form comes back with an error.
     let b = srv.browser();
@@ -47,7 +48,7 @@ async fn metrics_count_requests_tokens_logins_and_refresh_reuse_with_their_label
     assert_eq!(srv.token(&c, &form).await.status(), 200);
     assert_eq!(srv.token(&c, &form).await.status(), 400);
 
-    let after = scrape(&srv, &srv.base).await;
+    let after = scrape(&srv, &srv.metrics_base()).await;
     let grew = |selector: &str, by: f64| {
         let (b, a) = (sample(&before, selector), sample(&after, selector));
         assert!(a - b >= by, "{selector}: {b} -> {a}\n{after}");
@@ -63,7 +64,6 @@ async fn metrics_count_requests_tokens_logins_and_refresh_reuse_with_their_label
     grew(r#"http_requests_total{route="/token",method="POST",status="200"}"#, 2.0);
     grew(r#"http_requests_total{route="/token",method="POST",status="400"}"#, 1.0);
     grew(r#"http_requests_total{route="/login",method="POST",status="200"}"#, 1.0);
-    grew(r#"http_requests_total{route="/metrics",method="GET",status="200"}"#, 1.0);
     grew(r#"http_request_duration_seconds_count{route="/token"}"#, 3.0);
     assert!(after.contains(r#"http_request_duration_seconds_bucket{route="/token",le="0.005"}"#), "{after}");
     assert!(after.contains("# TYPE http_request_duration_seconds histogram"), "{after}");
@@ -81,15 +81,16 @@ async fn unknown_paths_share_one_route_label() {
     let srv = TestServer::start().await;
     let r = srv.http.get(srv.url("/no/such/page/12345")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    let body = scrape(&srv, &srv.base).await;
+    let body = scrape(&srv, &srv.metrics_base()).await;
     assert!(body.contains(r#"http_requests_total{route="unmatched",method="GET",status="404"}"#), "{body}");
     assert!(!body.contains("12345"));
     srv.stop().await;
 }
 
+/// Issue 13: by default (`metrics.bind` on loopback) the public listener has no `/metrics`.
 #[tokio::test]
-async fn with_metrics_bind_metrics_is_on_the_admin_listener_only() {
-    let srv = TestServer::start_with(|s| s.metrics.bind = "127.0.0.1:0".into()).await;
+async fn by_default_metrics_are_on_the_admin_listener_only() {
+    let srv = TestServer::start().await;
     let admin = srv.server.as_ref().unwrap().metrics_addr.expect("an admin listener");
     assert_ne!(admin, srv.server.as_ref().unwrap().addr);
     let r = srv.http.get(srv.url("/metrics")).send().await.unwrap();
@@ -109,5 +110,38 @@ async fn disabled_metrics_have_no_endpoint() {
     let srv = TestServer::start_with(|s| s.metrics.enabled = false).await;
     let r = srv.http.get(srv.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    srv.stop().await;
+}
+
+/// Issue 13: on the main listener `/metrics` answers only with `metrics.bearer_token`.
+#[tokio::test]
+async fn on_the_main_listener_metrics_need_the_bearer_token() {
+    let token = "metrics-token-0123456789abcdef-0123456789";
+    let srv = TestServer::start_with(|s| {
+        s.metrics.bind = String::new();
+        s.metrics.bearer_token = token.into();
+    })
+    .await;
+    assert!(srv.server.as_ref().unwrap().metrics_addr.is_none());
+    let url = srv.url("/metrics");
+    for auth in [None, Some("Bearer wrong"), Some(&format!("Bearer {token}x")[..]), Some(&format!("Basic {token}")[..])]
+    {
+        let mut req = srv.http.get(&url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(!r.text().await.unwrap().contains("http_requests_total"));
+    }
+    let r = srv.http.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("# TYPE http_requests_total counter"), "{body}");
+    // Scrapes on the main listener are counted like any request, refused ones too.
+    let r = srv.http.get(&url).bearer_auth(token).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains(r#"http_requests_total{route="/metrics",method="GET",status="401"}"#), "{body}");
     srv.stop().await;
 }

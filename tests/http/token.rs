@@ -97,6 +97,32 @@ async fn basic_credentials_are_form_url_decoded() {
     assert_eq!(error_of(r).await.1, "invalid_grant");
 }
 
+/// Issue 13: the Basic secret is one form-encoded value, not a form: `SECRET&junk=1` (or
+/// `SECRET&client_id=x`) is a different secret, never `SECRET`.
+#[tokio::test]
+async fn a_basic_secret_with_form_junk_appended_does_not_authenticate_as_the_secret() {
+    let (srv, c) = setup(ClientOpts::default()).await;
+    let secret = c.secret.clone().unwrap();
+    let form = [("grant_type", "authorization_code"), ("code", "unknown")];
+    for junk in ["&junk=1", "&client_id=x", "&v=1", "&"] {
+        let raw = format!("{}:{secret}{junk}", c.id);
+        let header = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &raw));
+        let r = srv.http.post(srv.url("/token")).header("authorization", header).form(&form).send().await.unwrap();
+        let (s, e, www) = error_of(r).await;
+        assert_eq!((s, e.as_str()), (401, "invalid_client"), "{junk}");
+        assert!(www.unwrap().starts_with("Basic"), "{junk}");
+    }
+    // A NUL or invalid UTF-8 in either half is refused as well.
+    for raw in [format!("{}:{secret}%00", c.id), format!("{}%FF:{secret}", c.id)] {
+        let header = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &raw));
+        let r = srv.http.post(srv.url("/token")).header("authorization", header).form(&form).send().await.unwrap();
+        assert_eq!(error_of(r).await.1, "invalid_client", "{raw}");
+    }
+    // The secret itself still authenticates (the failure is about the code).
+    let r = srv.http.post(srv.url("/token")).basic_auth(&c.id, Some(&secret)).form(&form).send().await.unwrap();
+    assert_eq!(error_of(r).await.1, "invalid_grant");
+}
+
 #[tokio::test]
 async fn malformed_bodies_are_invalid_request_never_500() {
     let (srv, c) = setup(ClientOpts::default()).await;

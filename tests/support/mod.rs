@@ -46,6 +46,8 @@ impl TestDb {
         s.signing.rotation_delay = 600;
         s.signing.key_refresh_interval = 5;
         s.log_filter = "warn".into();
+        // As the default (a loopback listener of its own), on a free port: tests run in parallel.
+        s.metrics.bind = "127.0.0.1:0".into();
         s
     }
 
@@ -55,6 +57,7 @@ impl TestDb {
             ("LATCHKEY_DATA_DIR".to_string(), self.dir.path().join("data").display().to_string()),
             ("LATCHKEY_ARGON2__MEMORY_KIB".into(), "256".into()),
             ("LATCHKEY_ARGON2__ITERATIONS".into(), "1".into()),
+            ("LATCHKEY_METRICS__BIND".into(), "127.0.0.1:0".into()),
         ];
         if !self.url.is_empty() {
             v.push(("LATCHKEY_DATABASE_URL".into(), self.url.clone()));
@@ -190,6 +193,14 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Where `/metrics` is served: the admin listener (`metrics.bind`), else the main one.
+    pub fn metrics_base(&self) -> String {
+        match self.server.as_ref().and_then(|s| s.metrics_addr) {
+            Some(a) => format!("http://{a}"),
+            None => self.base.clone(),
+        }
     }
 
     pub fn state(&self) -> &latchkey_web::AppState {

@@ -120,6 +120,9 @@ impl Server {
             ("LATCHKEY_ISSUER".into(), base.clone()),
             ("LATCHKEY_DATA_DIR".into(), dir.path().join("data").display().to_string()),
             ("LATCHKEY_LOG_FILTER".into(), "warn".into()),
+            // Metrics are recorded as in production; their loopback listener on a free port, so
+            // instances started together do not compete for the default one.
+            ("LATCHKEY_METRICS__BIND".into(), "127.0.0.1:0".into()),
             // Codes are made before the timed phase and redeemed during it.
             ("LATCHKEY_LIFETIMES__AUTHORIZATION_CODE".into(), "600".into()),
         ];

@@ -247,22 +247,40 @@ impl Default for Logout {
     }
 }
 
-/// Prometheus metrics at `GET /metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Prometheus metrics at `GET /metrics`. They say who signs in and how often, so by default they
+/// are served on a loopback listener of their own, never on the public one.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
     /// Serve `/metrics` (and record metrics) at all.
     pub enabled: bool,
-    /// Empty: `/metrics` is on the main listener. An `address:port`: `/metrics` is served on
-    /// that address only (an admin listener), not on the main one.
+    /// An `address:port`: `/metrics` is served there only (an admin listener), not on the main
+    /// one. Empty: `/metrics` is on the main listener, which needs `bearer_token`.
     pub bind: String,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <this>`, wherever
+    /// it is served. Required when `bind` is empty. At least 32 characters.
+    pub bearer_token: String,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self { enabled: true, bind: String::new() }
+        Self { enabled: true, bind: "127.0.0.1:9100".into(), bearer_token: String::new() }
     }
 }
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = if self.bearer_token.is_empty() { "" } else { ".." };
+        f.debug_struct("Metrics")
+            .field("enabled", &self.enabled)
+            .field("bind", &self.bind)
+            .field("bearer_token", &token)
+            .finish()
+    }
+}
+
+/// The shortest `metrics.bearer_token` accepted.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 32;
 
 /// Abuse limits. Counters run in fixed windows of `window` seconds; on PostgreSQL every instance
 /// adds its counts to shared counters every `sync_interval_ms`, so the limits hold for the
@@ -280,7 +298,7 @@ pub struct Limits {
     pub requests_per_ip: i64,
     /// Failed client authentications per window per client IP, before that IP is refused.
     pub client_auth_failures_per_ip: i64,
-    /// Clients registered dynamically per window per client IP.
+    /// Registration attempts (`POST /register`, failed ones included) per window per client IP.
     pub registrations_per_ip: i64,
     /// `request_uri` documents fetched per window per client.
     pub request_uri_fetches_per_client: i64,
@@ -655,18 +673,32 @@ impl Settings {
             return Err(bad("logout.backchannel_timeout", "must be between 1 and 60 seconds"));
         }
 
-        if !self.metrics.bind.is_empty() {
-            let addr = self.metrics.bind.parse::<SocketAddr>().map_err(|_| {
-                bad(
-                    "metrics.bind",
-                    format!("`{}` is not an address:port (or empty for the main listener)", self.metrics.bind),
-                )
-            })?;
-            if !self.metrics.enabled {
-                return Err(bad("metrics.bind", "must be empty when metrics.enabled is false"));
+        // With metrics off, nothing is served and the rest of [metrics] does not matter.
+        if self.metrics.enabled {
+            let m = &self.metrics;
+            if !m.bearer_token.is_empty()
+                && (m.bearer_token.chars().count() < MIN_METRICS_TOKEN_CHARS
+                    || !m.bearer_token.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(bad(
+                    "metrics.bearer_token",
+                    format!("must be at least {MIN_METRICS_TOKEN_CHARS} printable ASCII characters without spaces"),
+                ));
             }
-            if addr.port() != 0 && self.bind.parse::<SocketAddr>().is_ok_and(|b| b == addr) {
-                return Err(bad("metrics.bind", "must differ from bind (leave it empty to serve /metrics there)"));
+            if m.bind.is_empty() {
+                if m.bearer_token.is_empty() {
+                    return Err(bad(
+                        "metrics.bearer_token",
+                        "is required when metrics.bind is empty (/metrics on the public listener)",
+                    ));
+                }
+            } else {
+                let addr = m.bind.parse::<SocketAddr>().map_err(|_| {
+                    bad("metrics.bind", format!("`{}` is not an address:port (or empty for the main listener)", m.bind))
+                })?;
+                if addr.port() != 0 && self.bind.parse::<SocketAddr>().is_ok_and(|b| b == addr) {
+                    return Err(bad("metrics.bind", "must differ from bind (leave it empty to serve /metrics there)"));
+                }
             }
         }
 
@@ -815,12 +847,42 @@ mod tests {
         assert_eq!(with(|s| s.cookies.name = "a b".into()).unwrap_err().key, "cookies.name");
         assert_eq!(with(|s| s.metrics.bind = "admin".into()).unwrap_err().key, "metrics.bind");
         assert_eq!(with(|s| s.metrics.bind = "127.0.0.1:8080".into()).unwrap_err().key, "metrics.bind");
-        let disabled_but_bound = with(|s| {
-            s.metrics.enabled = false;
-            s.metrics.bind = "127.0.0.1:9100".into();
-        });
-        assert_eq!(disabled_but_bound.unwrap_err().key, "metrics.bind");
         assert!(with(|s| s.metrics.bind = "127.0.0.1:9100".into()).is_ok());
+        assert_eq!(with(|s| s.metrics.bearer_token = "short".into()).unwrap_err().key, "metrics.bearer_token");
+        assert_eq!(
+            with(|s| s.metrics.bearer_token = format!("{} x", "a".repeat(40))).unwrap_err().key,
+            "metrics.bearer_token"
+        );
+    }
+
+    /// Issue 13: metrics are not on the public listener unless a bearer token guards them.
+    #[test]
+    fn metrics_are_off_the_public_listener_by_default_and_need_a_token_there() {
+        let d = Settings::default();
+        assert_eq!(d.metrics.bind, "127.0.0.1:9100");
+        assert!(d.metrics.bind.parse::<SocketAddr>().unwrap().ip().is_loopback());
+        let public = with(|s| s.metrics.bind = String::new());
+        assert_eq!(public.unwrap_err().key, "metrics.bearer_token");
+        assert!(
+            with(|s| {
+                s.metrics.bind = String::new();
+                s.metrics.bearer_token = "t".repeat(32);
+            })
+            .is_ok()
+        );
+        // Turned off, the rest of [metrics] is not checked.
+        assert!(
+            with(|s| {
+                s.metrics.enabled = false;
+                s.metrics.bind = String::new();
+            })
+            .is_ok()
+        );
+        assert!(!format!("{:?}", with_token()).contains("tttt"), "the token is not printed");
+    }
+
+    fn with_token() -> Metrics {
+        Metrics { bearer_token: "t".repeat(32), ..Metrics::default() }
     }
 
     #[test]

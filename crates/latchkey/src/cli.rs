@@ -232,7 +232,8 @@ enum UserCmd {
     /// Forget the user's consent for a client and revoke every token the client holds for them.
     RevokeConsent {
         user: String,
-        #[arg(long)]
+        // Client ids made before ids were kept from starting with '-' may start with one.
+        #[arg(long, allow_hyphen_values = true)]
         client: String,
     },
     /// End every session of the user and revoke all their tokens.
@@ -308,7 +309,7 @@ struct RoleArgs {
     #[arg(long)]
     group: Option<String>,
     /// Only in tokens for this client (default: for every client).
-    // Client ids are base64url and may start with '-'.
+    // Client ids made before ids were kept from starting with '-' may start with one.
     #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
     client: Option<String>,
 }
@@ -618,7 +619,12 @@ async fn serve(settings: Settings, demo: bool) -> Result<(), Fail> {
     if let Some(info) = &demo_info {
         print_demo(&srv.state.settings, info);
     }
-    tracing::info!(addr = %srv.addr, issuer = %srv.state.settings.issuer, "latchkey is serving");
+    match srv.metrics_addr {
+        Some(m) => {
+            tracing::info!(addr = %srv.addr, metrics = %m, issuer = %srv.state.settings.issuer, "latchkey is serving")
+        }
+        None => tracing::info!(addr = %srv.addr, issuer = %srv.state.settings.issuer, "latchkey is serving"),
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     srv.shutdown().await;
@@ -753,7 +759,7 @@ async fn client(cmd: ClientCmd, settings: &Settings) -> Result<(), Fail> {
             };
             let secret = auth_method.uses_secret().then(SecretToken::generate);
             let jwks = a.jwks.as_deref().map(read_jwks).transpose()?;
-            let client_id: String = SecretToken::generate().expose().get(..22).unwrap_or_default().to_owned();
+            let client_id = Client::generate_id();
             let secret_enc = match (&secret, auth_method) {
                 (Some(s), ClientAuthMethod::ClientSecretJwt) => Some(
                     master_key(settings)?

@@ -130,8 +130,35 @@ fn record_pool(state: &AppState) {
     metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(state.settings.database.max_connections));
 }
 
-/// `GET /metrics`: the Prometheus text exposition format.
-pub async fn serve(State(state): State<AppState>) -> Response {
+/// Does the request carry `Authorization: Bearer <metrics.bearer_token>` (or is none set)?
+/// Compared as hashes in constant time.
+fn authorized(state: &AppState, headers: &http::HeaderMap) -> bool {
+    let want = &state.settings.metrics.bearer_token;
+    if want.is_empty() {
+        return true;
+    }
+    let Some(got) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+    else {
+        return false;
+    };
+    let hash = |s: &str| latchkey_core::SecretToken::from_presented(s).hash();
+    hash(got).matches(&hash(want))
+}
+
+/// `GET /metrics`: the Prometheus text exposition format, behind `metrics.bearer_token` when
+/// one is set (always, on the main listener).
+pub async fn serve(State(state): State<AppState>, headers: http::HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        // RFC 6750 §3.
+        let mut r = (StatusCode::UNAUTHORIZED, "a bearer token is required").into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"metrics\""));
+        return r;
+    }
     let Some(handle) = handle() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are not available in this process").into_response();
     };

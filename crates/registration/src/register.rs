@@ -24,11 +24,13 @@ pub async fn post_register(
     headers: HeaderMap,
     req_body: Body,
 ) -> Response {
-    // Abuse limit: clients registered per client IP (refused requests cost nothing to store).
+    // Abuse limit: registration attempts per client IP. Every attempt is counted before any
+    // work, failed ones too (bad metadata, a wrong initial access token), and the check and the
+    // count are one step under the counter's lock, so parallel requests cannot all pass a limit
+    // that only one of them fits under (issue 13).
     let ip = latchkey_web::client_ip::client_ip(&headers, peer, &state.settings).map(|ip| limits::ip_subject(&ip));
-    let lim = &state.settings.limits;
     if let Some(ip) = &ip
-        && let Err(w) = state.limiter.check(lim, Kind::Registrations, ip, state.now())
+        && let Err(w) = state.limiter.hit(&state.settings.limits, Kind::Registrations, ip, state.now())
     {
         tracing::info!(limit = "registrations_per_ip", "rate limit reached");
         return BackChannel::new(w.into_error()).into_response();
@@ -65,12 +67,7 @@ pub async fn post_register(
         return BackChannel::new(e).into_response();
     }
     match create(&state, reg).await {
-        Ok(r) => {
-            if let Some(ip) = &ip {
-                state.limiter.count(lim, Kind::Registrations, ip, state.now());
-            }
-            r
-        }
+        Ok(r) => r,
         Err(e) => BackChannel::new(e).into_response(),
     }
 }
@@ -78,7 +75,7 @@ pub async fn post_register(
 async fn create(state: &AppState, reg: Registration) -> Result<Response, OAuthError> {
     let now = state.now();
     // 132 random bits, base64url: unguessable and URL-safe in registration_client_uri.
-    let client_id = SecretToken::generate().expose().get(..22).unwrap_or_default().to_owned();
+    let client_id = Client::generate_id();
     let secret = reg.auth_method.uses_secret().then(SecretToken::generate);
     let secret_enc = match (&secret, reg.auth_method) {
         // OIDC Core §9: client_secret_jwt needs the secret itself; it is kept encrypted.

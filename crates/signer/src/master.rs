@@ -76,7 +76,12 @@ impl MasterKey {
         match std::fs::read_to_string(&path) {
             Ok(s) => Self::parse(&s).ok_or_else(|| MasterKeyError::BadFile { path: path.clone() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(ioerr)?;
+                // The data directory holds the database too: nobody else may enter it.
+                let mut dir = std::fs::DirBuilder::new();
+                dir.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+                dir.create(data_dir).map_err(ioerr)?;
                 let key = Self::generate();
                 let mut opts = std::fs::OpenOptions::new();
                 opts.write(true).create_new(true);

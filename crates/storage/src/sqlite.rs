@@ -4,6 +4,7 @@
 use latchkey_core::settings::{Backend, Settings};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -44,12 +45,8 @@ impl SqliteStore {
             true => opts,
             false => opts.pragma("wal_autocheckpoint", "0"),
         };
-        if let Some(parent) = opts.get_filename().parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create database directory {}: {e}", parent.display()))
-            })?;
+        if !in_memory {
+            private_files(opts.get_filename())?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.database.max_connections)
@@ -117,11 +114,22 @@ impl SqliteStore {
     }
 
     /// A consistent copy of the live database in a new file (`VACUUM INTO`, SQLite 3.27+): it
-    /// reads one snapshot, so it is safe while a server writes. Refuses an existing file.
-    pub async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()> {
+    /// reads one snapshot, so it is safe while a server writes. Refuses an existing file. The
+    /// copy holds what the database holds, so it is created 0600 before SQLite fills it.
+    pub async fn backup_into(&self, path: &Path) -> StoreResult<()> {
         let target =
             path.to_str().ok_or_else(|| StoreError::Corrupt(format!("backup path {} is not UTF-8", path.display())))?;
-        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        o.open(path).map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", path.display())))?;
+        // VACUUM INTO accepts an empty file.
+        let r = sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await;
+        if r.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        r?;
         Ok(())
     }
 
@@ -131,6 +139,60 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore);
+
+/// The database holds password hashes, personal data and the audit log: its directory is
+/// created 0700 and the file 0600 before SQLite opens it. SQLite gives the `-wal` and `-shm`
+/// files it creates the database file's mode, so they are 0600 too. Existing files are not
+/// changed: one readable by group or others gets a warning naming it at every start, and the
+/// operator decides (`chmod`).
+fn private_files(db: &Path) -> StoreResult<()> {
+    let fail = |what: &str, p: &Path, e: std::io::Error| {
+        StoreError::Corrupt(format!("cannot create {what} {}: {e}", p.display()))
+    };
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir).map_err(|e| fail("database directory", dir, e))?;
+        }
+        warn_if_loose(dir);
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(db) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail("database file", db, e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        warn_if_loose(Path::new(&p));
+    }
+    Ok(())
+}
+
+/// Warn when `path` exists and group or others may read, write or enter it.
+pub fn warn_if_loose(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                let want = if m.is_dir() { "0700" } else { "0600" };
+                tracing::warn!(
+                    "{} has mode {mode:04o}: other users can reach the password hashes and personal data in it; chmod {want} it",
+                    path.display()
+                );
+            }
+        }
+    }
+}
 
 struct LocalLease;
 

@@ -29,9 +29,10 @@ fn fail(basic: bool, why: impl Into<String>) -> BackChannel {
     }
 }
 
-/// `application/x-www-form-urlencoded` decoding of one Basic credential part.
+/// `application/x-www-form-urlencoded` decoding of one Basic credential part, on its own: a raw
+/// `&` or `=` in it is part of the value (parsed as a form, `S&junk=1` would become `S`).
 fn form_decode(s: &str) -> Option<String> {
-    Params::parse(format!("v={s}").as_bytes()).ok().map(|p| p.get("v").unwrap_or("").to_owned())
+    crate::params::decode(s.as_bytes()).ok()
 }
 
 fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
@@ -43,6 +44,8 @@ fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
     }
     let raw = STANDARD.decode(rest.trim()).map_err(|_| ())?;
     let text = String::from_utf8(raw).map_err(|_| ())?;
+    // RFC 6749 §2.3.1: each half is form-encoded, then joined with ':'; an encoded id or secret
+    // holds no raw ':', so the first one is the separator.
     let (id, secret) = text.split_once(':').ok_or(())?;
     let id = form_decode(id).ok_or(())?;
     let secret = form_decode(secret).ok_or(())?;
@@ -400,6 +403,25 @@ mod tests {
         let enc = STANDARD.encode("a+b:p%3A%25%26");
         h.insert(http::header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
         assert_eq!(parse_basic(&h), Ok(Some(("a b".into(), "p:%&".into()))));
+    }
+
+    #[test]
+    fn each_basic_half_is_form_decoded_on_its_own_so_ampersands_stay_in_the_value() {
+        let parse = |raw: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, format!("Basic {}", STANDARD.encode(raw)).parse().unwrap());
+            parse_basic(&h)
+        };
+        // Read as a form, these would have been the secret `S` (issue 13).
+        assert_eq!(parse("id:S&junk=1"), Ok(Some(("id".into(), "S&junk=1".into()))));
+        assert_eq!(parse("id:S&client_id=x"), Ok(Some(("id".into(), "S&client_id=x".into()))));
+        assert_eq!(parse("id:S&v=T"), Ok(Some(("id".into(), "S&v=T".into()))));
+        assert_eq!(parse("a=b&c:S"), Ok(Some(("a=b&c".into(), "S".into()))));
+        // The first ':' separates; later ones belong to the secret.
+        assert_eq!(parse("id:a:b"), Ok(Some(("id".into(), "a:b".into()))));
+        for bad in ["id:S%00", "id%00:S", "id:%FF", "id:%zz", ":S"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

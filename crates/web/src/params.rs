@@ -125,9 +125,10 @@ impl Params {
     }
 }
 
-/// application/x-www-form-urlencoded decoding: `+` is a space, `%XX` an octet; anything else
-/// after `%` is an error, and the octets must be UTF-8.
-fn decode(input: &[u8]) -> Result<String, ParamError> {
+/// application/x-www-form-urlencoded decoding of one name or value: `+` is a space, `%XX` an
+/// octet; anything else after `%` is an error, and the octets must be UTF-8 without NUL. `&` and
+/// `=` are plain characters here (splitting is the caller's business).
+pub fn decode(input: &[u8]) -> Result<String, ParamError> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while let Some(&b) = input.get(i) {
