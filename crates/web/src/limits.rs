@@ -178,15 +178,10 @@ struct Table {
 
 /// In-memory counters, shared across instances by [`Limiter::sync`]. Memory is bounded by
 /// `limits.max_subjects_per_kind` entries of a fixed size per kind, whatever the input.
+#[derive(Default)]
 pub struct Limiter {
     tables: [Table; KINDS.len()],
     hasher: std::collections::hash_map::RandomState,
-}
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Self { tables: Default::default(), hasher: Default::default() }
-    }
 }
 
 /// The subject an IP is counted under: the address, or its /64 for IPv6 (one host's share).
