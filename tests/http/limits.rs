@@ -384,3 +384,145 @@ async fn a_client_removed_elsewhere_stops_authenticating_within_client_cache_ms(
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(cc(&srv, &c).await.status(), 401);
 }
+
+/// `POST /token` with client_secret_post credentials for `id`.
+async fn post_auth(srv: &TestServer, id: &str) -> u16 {
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "wrong")];
+    srv.http.post(srv.url("/token")).form(&form).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn failed_client_authentications_with_fresh_client_ids_still_stop_the_ip_issue_13() {
+    let srv = TestServer::start_with(|s| {
+        s.limits.client_auth_failures_per_ip = 100;
+        s.limits.client_auth_failures_per_ip_total = 4;
+    })
+    .await;
+    let a = cc_client(&srv).await;
+    for i in 0..4 {
+        assert_eq!(post_auth(&srv, &format!("made-up-{i}")).await, 401);
+    }
+    // A new id is no new allowance: the IP is refused, whatever it presents.
+    assert_eq!(post_auth(&srv, "made-up-again").await, 429);
+    let wait = assert_limited(cc(&srv, &a).await, 60).await;
+    srv.clock.advance(wait);
+    assert_eq!(cc(&srv, &a).await.status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_client_ids_from_one_ip_share_one_count_issue_13() {
+    let srv = TestServer::start_with(|s| s.limits.client_auth_failures_per_ip = 3).await;
+    let a = cc_client(&srv).await;
+    for i in 0..3 {
+        assert_eq!(post_auth(&srv, &format!("made-up-{i}")).await, 401);
+    }
+    assert_eq!(post_auth(&srv, "made-up-3").await, 429);
+    // A registered client behind the same address is not shut out by them.
+    assert_eq!(cc(&srv, &a).await.status(), 200);
+    let sizes = srv.state().limiter.sizes();
+    let (_, tracked) = sizes.iter().find(|(k, _)| *k == latchkey_web::limits::Kind::ClientAuthFailures).unwrap();
+    assert_eq!(*tracked, 1, "one entry for all unknown ids");
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+const MEMORY_CHILD: &str = "LATCHKEY_TEST_LIMITER_MEMORY_CHILD";
+
+/// Thousands of failed client authentications, each with a fresh ~8 KB client id (the form cap
+/// is 8 KiB), leave the limiter's memory where it was. Measured in a process of its own (the
+/// test re-runs itself alone), so other tests' allocations do not blur the figure.
+#[tokio::test]
+async fn failed_authentications_with_distinct_8kb_client_ids_keep_the_limiter_bounded_issue_13() {
+    if std::env::var_os(MEMORY_CHILD).is_none() {
+        let name = "limits::failed_authentications_with_distinct_8kb_client_ids_keep_the_limiter_bounded_issue_13";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(MEMORY_CHILD, "1")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran the test: {text}");
+        return;
+    }
+    let srv = TestServer::start_with(|s| {
+        // Every failure is counted, none refused: the limiter sees them all.
+        s.limits.client_auth_failures_per_ip = 1_000_000;
+        s.limits.client_auth_failures_per_ip_total = 1_000_000;
+    })
+    .await;
+    let a = cc_client(&srv).await;
+    let id = |i: usize| format!("{i:08}{}", "x".repeat(7_900));
+    // Warm up: connections, buffers and the allocator's pools settle.
+    for i in 0..300 {
+        assert_eq!(post_auth(&srv, &id(i)).await, 401);
+    }
+    let before = rss_kib();
+    const N: usize = 4000;
+    for i in 300..300 + N {
+        assert_eq!(post_auth(&srv, &id(i)).await, 401);
+    }
+    let grown = rss_kib().saturating_sub(before);
+    eprintln!("resident memory grew by {grown} KiB over {N} failures");
+    // Keeping each id (as a limiter key did) is 8 KB a failure: over 30 MiB here.
+    assert!(grown < 10 * 1024, "resident memory grew by {grown} KiB over {N} failures");
+    let sizes = srv.state().limiter.sizes();
+    assert!(sizes.iter().all(|(_, n)| *n <= 4), "{sizes:?}");
+    assert_eq!(cc(&srv, &a).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_ipv6_48_rotating_through_its_64s_is_slowed_on_one_account_issue_13() {
+    let srv = TestServer::start_with(|s| {
+        s.limits.login_free_failures = 2;
+        s.limits.login_backoff_base = 30;
+        s.limits.login_account_free_failures = 1000;
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    srv.add_user("frank").await;
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    // One failure from each of 8 /64s of one /56: the /56's 4 × 2 free failures.
+    for i in 0..8 {
+        let ip = format!("2001:db8:7:{i:x}::1");
+        assert_eq!(attempt(&srv, &c, "frank", "guess", Some(&ip)).await.0, 200);
+    }
+    // The next takes the /56's first wait; after it a fresh /64 of that /56 must wait too.
+    assert_eq!(attempt(&srv, &c, "frank", "guess", Some("2001:db8:7:10::1")).await.0, 200);
+    let (status, wait, _) = attempt(&srv, &c, "frank", PASSWORD, Some("2001:db8:7:11::1")).await;
+    assert_eq!((status, wait), (429, Some(30)));
+    // Another /56 of the /48, or another /48, is not held by it.
+    assert_eq!(attempt(&srv, &c, "frank", PASSWORD, Some("2001:db8:7:100::1")).await.0, 303);
+    assert_eq!(attempt(&srv, &c, "frank", PASSWORD, Some("2001:db8:8::1")).await.0, 303);
+}
+
+#[tokio::test]
+async fn an_account_guessed_from_many_addresses_gets_one_attempt_per_interval_from_anywhere_issue_13() {
+    let srv = TestServer::start_with(|s| {
+        s.limits.login_account_free_failures = 3;
+        s.limits.login_account_interval = 5;
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    srv.add_user("grace").await;
+    srv.add_user("heidi").await;
+    let c = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    for i in 1..=3 {
+        let ip = format!("198.51.100.{i}");
+        assert_eq!(attempt(&srv, &c, "grace", "guess", Some(&ip)).await.0, 200);
+    }
+    // Past the account's free failures every attempt takes a turn, from whichever address.
+    assert_eq!(attempt(&srv, &c, "grace", "guess", Some("198.51.100.4")).await.0, 200);
+    // The rightful user, from an address that never failed, waits seconds, not minutes.
+    let (status, wait, _) = attempt(&srv, &c, "grace", PASSWORD, Some("203.0.113.5")).await;
+    assert_eq!((status, wait), (429, Some(5)));
+    // Other accounts are not slowed.
+    assert_eq!(attempt(&srv, &c, "heidi", PASSWORD, Some("198.51.100.4")).await.0, 303);
+    srv.clock.advance(5);
+    assert_eq!(attempt(&srv, &c, "grace", PASSWORD, Some("203.0.113.5")).await.0, 303);
+}

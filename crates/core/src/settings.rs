@@ -296,13 +296,18 @@ pub struct Limits {
     pub requests_per_client: i64,
     /// The same, per client IP address (IPv6: per /64).
     pub requests_per_ip: i64,
-    /// Failed client authentications per window per client IP, before that IP is refused.
+    /// Failed client authentications per window per client IP and presented client id, before
+    /// that pair is refused; unknown client ids from one IP share one count.
     pub client_auth_failures_per_ip: i64,
+    /// Failed client authentications per window per client IP whatever the client id, before
+    /// that IP is refused (IPv6: per /64, and 4× that per /56, 16× per /48).
+    pub client_auth_failures_per_ip_total: i64,
     /// Registration attempts (`POST /register`, failed ones included) per window per client IP.
     pub registrations_per_ip: i64,
     /// `request_uri` documents fetched per window per client.
     pub request_uri_fetches_per_client: i64,
-    /// Failed sign-ins per window per client IP, before that IP is refused (credential stuffing).
+    /// Failed sign-ins per window per client IP, before that IP is refused (credential stuffing;
+    /// IPv6: per /64, and 4× that per /56, 16× per /48).
     pub login_failures_per_ip: i64,
     /// Failed sign-ins an account may have from one source before each further failure makes
     /// that source wait (per account and source: an attacker cannot lock a victim out).
@@ -313,6 +318,14 @@ pub struct Limits {
     pub login_backoff_max: i64,
     /// Failures are forgotten after this many quiet seconds.
     pub login_failure_memory: i64,
+    /// Failed sign-ins an account may have from all sources together before every attempt on it,
+    /// from anywhere, is slowed to one per `login_account_interval` seconds.
+    pub login_account_free_failures: i64,
+    /// Seconds between two attempts on an account past its `login_account_free_failures`.
+    pub login_account_interval: i64,
+    /// Subjects (clients, addresses) each kind of counter tracks at most in memory; bounds the
+    /// limiter's memory whatever the traffic.
+    pub max_subjects_per_kind: i64,
     /// PostgreSQL: how often each instance shares its counts, in milliseconds.
     pub sync_interval_ms: u64,
 }
@@ -325,6 +338,7 @@ impl Default for Limits {
             requests_per_client: 3_000_000,
             requests_per_ip: 3_000_000,
             client_auth_failures_per_ip: 60,
+            client_auth_failures_per_ip_total: 300,
             registrations_per_ip: 60,
             request_uri_fetches_per_client: 600,
             login_failures_per_ip: 100,
@@ -332,6 +346,9 @@ impl Default for Limits {
             login_backoff_base: 1,
             login_backoff_max: 900,
             login_failure_memory: 3600,
+            login_account_free_failures: 50,
+            login_account_interval: 5,
+            max_subjects_per_kind: 65536,
             sync_interval_ms: 1000,
         }
     }
@@ -583,6 +600,7 @@ impl Settings {
             ("limits.requests_per_client", lim.requests_per_client),
             ("limits.requests_per_ip", lim.requests_per_ip),
             ("limits.client_auth_failures_per_ip", lim.client_auth_failures_per_ip),
+            ("limits.client_auth_failures_per_ip_total", lim.client_auth_failures_per_ip_total),
             ("limits.registrations_per_ip", lim.registrations_per_ip),
             ("limits.request_uri_fetches_per_client", lim.request_uri_fetches_per_client),
             ("limits.login_failures_per_ip", lim.login_failures_per_ip),
@@ -590,6 +608,9 @@ impl Settings {
             ("limits.login_backoff_base", lim.login_backoff_base),
             ("limits.login_backoff_max", lim.login_backoff_max),
             ("limits.login_failure_memory", lim.login_failure_memory),
+            ("limits.login_account_free_failures", lim.login_account_free_failures),
+            ("limits.login_account_interval", lim.login_account_interval),
+            ("limits.max_subjects_per_kind", lim.max_subjects_per_kind),
         ] {
             if v <= 0 {
                 return Err(bad(key, "must be a positive number"));
@@ -600,6 +621,15 @@ impl Settings {
         }
         if lim.login_backoff_max < lim.login_backoff_base {
             return Err(bad("limits.login_backoff_max", "must be at least limits.login_backoff_base"));
+        }
+        if lim.login_account_interval > 60 {
+            return Err(bad(
+                "limits.login_account_interval",
+                "must be at most 60 seconds (it slows the rightful user too)",
+            ));
+        }
+        if lim.max_subjects_per_kind > 16_777_216 {
+            return Err(bad("limits.max_subjects_per_kind", "must be at most 16777216"));
         }
         if !(10..=60_000).contains(&lim.sync_interval_ms) {
             return Err(bad("limits.sync_interval_ms", "must be between 10 and 60000"));

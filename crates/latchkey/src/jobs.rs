@@ -1,6 +1,7 @@
 //! Background jobs: re-read the key table (picking up rotations made by the CLI or another
-//! instance), drop keys whose tokens have all expired, purge expired rows, and deliver
-//! back-channel logout tokens from the outbox.
+//! instance), drop keys whose tokens have all expired, purge expired rows, deliver
+//! back-channel logout tokens from the outbox, and sweep (on PostgreSQL: share) the rate-limit
+//! counters.
 
 use latchkey_core::UnixTime;
 use latchkey_core::settings::Logout;
@@ -29,19 +30,28 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     })
 }
 
-/// On a database several instances share (PostgreSQL), add this instance's rate-limit counts
-/// to the shared counters and read the cluster's totals back. SQLite serves one process: its
-/// counters stay in memory.
+/// Drop the rate-limit counters of past windows, on every backend. On a database several
+/// instances share (PostgreSQL), also add this instance's counts to the shared counters and
+/// read the cluster's totals back, every `limits.sync_interval_ms`. SQLite serves one process:
+/// its counters stay in memory and are swept every window.
 async fn share_limits_forever(state: AppState, mut stop: watch::Receiver<bool>) {
     let l = &state.settings.limits;
-    if !l.enabled || state.store.backend() != latchkey_core::settings::Backend::Postgres {
+    if !l.enabled {
         return;
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(l.sync_interval_ms));
+    let shared = state.store.backend() == latchkey_core::settings::Backend::Postgres;
+    let every = match shared {
+        true => Duration::from_millis(l.sync_interval_ms),
+        false => Duration::from_secs(u64::try_from(l.window).unwrap_or(60).clamp(1, 60)),
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => share_limits(&state).await,
+            _ = tick.tick() => match shared {
+                true => share_limits(&state).await,
+                false => state.limiter.sweep(&state.settings.limits, state.now()),
+            },
             _ = stop.changed() => break,
         }
     }

@@ -3,7 +3,8 @@
 //! Counters are recorded where things happen, through the `metrics` facade:
 //! `tokens_issued_total{grant,type}` (latchkey-token), `logins_total{result}` (latchkey-login),
 //! `refresh_reuse_detected_total` (latchkey-token). This module records the HTTP metrics and
-//! sets the gauges that are read from state (signing key age, database pool) at every scrape.
+//! sets the gauges that are read from state (signing key age, database pool, rate-limiter size)
+//! at every scrape.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -73,6 +74,10 @@ fn describe() {
     );
     describe_gauge!("signing_key_age_seconds", Unit::Seconds, "Age of the signing key in use, by algorithm");
     describe_gauge!("db_pool_connections", "Database pool connections, by state (in_use, idle, max)");
+    describe_gauge!(
+        "rate_limiter_subjects",
+        "Subjects the in-memory rate limiter tracks, by kind (each at most limits.max_subjects_per_kind)"
+    );
 }
 
 /// Middleware: `http_requests_total{route,method,status}` and
@@ -130,6 +135,13 @@ fn record_pool(state: &AppState) {
     metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(state.settings.database.max_connections));
 }
 
+/// Set `rate_limiter_subjects{kind}`: the limiter's entries per kind, each of a fixed size.
+pub fn record_limiter(state: &AppState) {
+    for (kind, n) in state.limiter.sizes() {
+        metrics::gauge!("rate_limiter_subjects", "kind" => kind.prefix()).set(n as f64);
+    }
+}
+
 /// Does the request carry `Authorization: Bearer <metrics.bearer_token>` (or is none set)?
 /// Compared as hashes in constant time.
 fn authorized(state: &AppState, headers: &http::HeaderMap) -> bool {
@@ -164,6 +176,7 @@ pub async fn serve(State(state): State<AppState>, headers: http::HeaderMap) -> R
     };
     record_key_ages(&state);
     record_pool(&state);
+    record_limiter(&state);
     let mut r = handle.render().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     r

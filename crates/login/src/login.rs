@@ -64,12 +64,14 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     let username = params.get("username").unwrap_or("").chars().take(255).collect::<String>();
     let password = params.get("password").unwrap_or("").to_owned();
     let ip = latchkey_web::client_ip::client_ip(&form.headers, form.peer, &state.settings);
-    let source = ip.as_deref().map(limits::ip_subject).unwrap_or_default();
+    let raw_ip = ip.as_deref().unwrap_or("");
+    let source = limits::ip_subject(raw_ip);
 
     // Abuse limits, before any password is checked: failed sign-ins from this IP (credential
-    // stuffing), then, once a verification slot is held (so attempts arriving together are
-    // checked a few at a time and each sees the failures before it), the backoff of this
-    // account from this source. Refusals are logged, not audited: the audit log records every
+    // stuffing; IPv6 also per /56 and /48), then, once a verification slot is held (so attempts
+    // arriving together are checked a few at a time and each sees the failures before it), the
+    // backoff of this account from this source (at every IPv6 level) and the account's floor
+    // across all sources. Refusals are logged, not audited: the audit log records every
     // failure, and a refused flood must cost no write.
     let now = state.now();
     let lim = &state.settings.limits;
@@ -79,13 +81,13 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
     };
     // An unknown user is checked against a dummy hash: both failures cost the same.
     let empty_password = password.is_empty();
-    let verified = match state.limiter.check(lim, Kind::LoginFailures, &source, now) {
+    let verified = match state.limiter.check_ip(lim, Kind::LoginFailures, raw_ip, now) {
         Err(w) => Err((w, "login_failures_per_ip")),
         Ok(()) if empty_password => Ok(false),
         Ok(()) => {
             let store = state.store.as_ref();
             let gate = async {
-                match limits::login_gate(store, lim, &username, &source, now).await {
+                match limits::login_gate(store, lim, &username, raw_ip, now).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(w)) => Err(Some(w)),
                     Err(e) => {
@@ -125,8 +127,8 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
                 Some(_) if empty_password => "empty_password",
                 Some(_) => "bad_password",
             };
-            state.limiter.count(lim, Kind::LoginFailures, &source, now);
-            if let Err(e) = limits::login_failed(state.store.as_ref(), lim, &username, &source, now).await {
+            state.limiter.count_ip(lim, Kind::LoginFailures, raw_ip, now);
+            if let Err(e) = limits::login_failed(state.store.as_ref(), lim, &username, raw_ip, now).await {
                 tracing::error!(error = %e, "recording a failed sign-in failed");
             }
             let detail = serde_json::json!({"user": username, "reason": reason, "source": source});
@@ -136,7 +138,7 @@ pub async fn submit(State(state): State<AppState>, form: FormParams) -> Response
         }
     };
 
-    if let Err(e) = limits::login_succeeded(state.store.as_ref(), lim, &username, &source).await {
+    if let Err(e) = limits::login_succeeded(state.store.as_ref(), lim, &username, raw_ip).await {
         tracing::warn!(error = %e, "clearing sign-in failures failed");
     }
 

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::errors::BackChannel;
-use crate::limits::{self, Kind};
+use crate::limits::{self, Kind, Subject};
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -68,23 +68,33 @@ pub async fn authenticate(
 ) -> Result<Arc<Client>, BackChannel> {
     let limits = &state.settings.limits;
     let now = state.now();
-    let ip = crate::client_ip::client_ip(headers, peer, &state.settings).map(|ip| limits::ip_subject(&ip));
+    let raw_ip = crate::client_ip::client_ip(headers, peer, &state.settings);
+    let ip = raw_ip.as_deref().map(limits::ip_subject);
     let refuse = |w: limits::Wait, what: &str| {
         tracing::info!(endpoint = endpoint_path, limit = what, "rate limit reached");
         BackChannel::new(w.into_error())
     };
-    // Failed authentications are counted per IP and presented client id: a neighbour behind the
-    // same address failing with its own (or no) client id does not shut other clients out.
+    // Failed authentications are counted per IP and presented client id, so a neighbour behind
+    // the same address failing with its own id does not shut other clients out; unknown client
+    // ids from one IP share one count; and per IP whatever the id (IPv6 also per /56 and /48),
+    // so fresh ids buy no fresh guesses. Subjects are fixed-size digests: an 8 KiB client id
+    // costs the limiter what a short one does (issue 13).
     let presented = parse_basic(headers).ok().flatten().map(|(id, _)| id);
     let presented = presented.as_deref().or(params.get("client_id")).unwrap_or("");
-    let failures = ip.as_ref().map(|ip| format!("{ip}|{presented}"));
+    let pair = ip.as_deref().map(|ip| Subject::of(&[ip, presented]));
     if let Some(ip) = &ip {
         state.limiter.hit(limits, Kind::IpRequests, ip, now).map_err(|w| refuse(w, "requests_per_ip"))?;
     }
-    if let Some(f) = &failures {
+    if let Some(raw) = &raw_ip {
         state
             .limiter
-            .check(limits, Kind::ClientAuthFailures, f, now)
+            .check_ip(limits, Kind::ClientAuthFailuresTotal, raw, now)
+            .map_err(|w| refuse(w, "client_auth_failures_per_ip_total"))?;
+    }
+    if let Some(p) = &pair {
+        state
+            .limiter
+            .check(limits, Kind::ClientAuthFailures, p, now)
             .map_err(|w| refuse(w, "client_auth_failures_per_ip"))?;
     }
     match identify(state, headers, params, endpoint_path).await {
@@ -92,25 +102,41 @@ pub async fn authenticate(
             // A public client is identified by its id alone, which anyone can send: its budget
             // is per IP, so nobody can spend it for the client's real users.
             let subject = match (client.auth_method, &ip) {
-                (ClientAuthMethod::None, Some(ip)) => format!("{}|{ip}", client.client_id),
-                _ => client.client_id.clone(),
+                (ClientAuthMethod::None, Some(ip)) => Subject::of(&[&client.client_id, ip]),
+                _ => Subject::from(&client.client_id),
             };
             state
                 .limiter
-                .hit(limits, Kind::ClientRequests, &subject, now)
+                .hit(limits, Kind::ClientRequests, subject, now)
                 .map_err(|w| refuse(w, "requests_per_client"))?;
             Ok(client)
         }
         Err(e) => {
-            if let Some(f) = &failures
+            if let (Some(raw), Some(ip), Some(p)) = (&raw_ip, &ip, &pair)
                 && e.error.code == latchkey_core::ErrorCode::InvalidClient
             {
-                state.limiter.count(limits, Kind::ClientAuthFailures, f, now);
+                state.limiter.count_ip(limits, Kind::ClientAuthFailuresTotal, raw, now);
+                if e.error.private_source().is_some_and(|s| s.is::<UnknownClient>()) {
+                    // Three parts: no (IP, client id) pair has this digest.
+                    let unknown = Subject::of(&[ip, "", "unknown client"]);
+                    state
+                        .limiter
+                        .hit(limits, Kind::ClientAuthFailures, unknown, now)
+                        .map_err(|w| refuse(w, "client_auth_failures_per_ip"))?;
+                } else {
+                    state.limiter.count(limits, Kind::ClientAuthFailures, p, now);
+                }
             }
             Err(e)
         }
     }
 }
+
+/// The private cause of an `invalid_client` for a client id nobody registered: such failures
+/// are counted in one bucket per IP, whatever the id.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown client")]
+struct UnknownClient;
 
 async fn identify(
     state: &AppState,
@@ -171,11 +197,12 @@ async fn identify(
 }
 
 async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Arc<Client>, BackChannel> {
-    state
-        .client(client_id)
-        .await
-        .map_err(|e| BackChannel::new(OAuthError::server_error(e)))?
-        .ok_or_else(|| fail(basic, "unknown client"))
+    state.client(client_id).await.map_err(|e| BackChannel::new(OAuthError::server_error(e)))?.ok_or_else(|| {
+        BackChannel {
+            error: OAuthError::invalid_client("client authentication failed").because(UnknownClient),
+            basic_attempted: basic,
+        }
+    })
 }
 
 /// Largest client assertion read (the whole form body is capped at 8 KiB anyway).
