@@ -65,12 +65,6 @@ fn at_claims(srv: &TestServer, t: &Value) -> Map<String, Value> {
     srv.state().keys.verify_typed(t["access_token"].as_str().unwrap(), "at+jwt").expect("a JWT access token")
 }
 
-async fn userinfo(srv: &TestServer, t: &Value) -> Value {
-    let r = srv.http.get(srv.url("/userinfo")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
-
 async fn introspect(srv: &TestServer, c: &RegisteredClient, token: &str) -> Value {
     let r = srv
         .http
@@ -124,7 +118,7 @@ async fn groups_and_roles_reach_the_id_token_userinfo_jwt_access_token_and_intro
     let at = at_claims(&srv, &t);
     assert_eq!(list(at.get("groups")), groups, "access token: {at:?}");
     assert_eq!(list(at.get("roles")), roles, "access token: {at:?}");
-    let ui = userinfo(&srv, &t).await;
+    let ui = srv.userinfo(&t).await;
     assert_eq!(list(ui.get("groups")), groups, "UserInfo: {ui}");
     assert_eq!(list(ui.get("roles")), roles, "UserInfo: {ui}");
     let info = introspect(&srv, &c, t["access_token"].as_str().unwrap()).await;
@@ -140,7 +134,7 @@ async fn groups_and_roles_reach_the_id_token_userinfo_jwt_access_token_and_intro
     assert_eq!(list(id.get("groups")), groups);
     assert!(id.get("roles").is_none(), "{id:?}");
     assert!(at_claims(&srv, &t).get("roles").is_none());
-    assert!(userinfo(&srv, &t).await.get("roles").is_none());
+    assert!(srv.userinfo(&t).await.get("roles").is_none());
 }
 
 #[tokio::test]
@@ -160,14 +154,14 @@ async fn a_per_client_role_reaches_only_that_client_and_a_global_role_every_clie
     let want_a = ["auditor-of-a", "editor-of-a", "everywhere"];
     assert_eq!(list(id_claims(&srv, &ta).get("roles")), want_a);
     assert_eq!(list(at_claims(&srv, &ta).get("roles")), want_a);
-    assert_eq!(list(userinfo(&srv, &ta).await.get("roles")), want_a);
+    assert_eq!(list(srv.userinfo(&ta).await.get("roles")), want_a);
     assert_eq!(list(introspect(&srv, &a, ta["access_token"].as_str().unwrap()).await.get("roles")), want_a);
 
     let tb = tokens(&srv, &b, "alice", "openid roles", &[]).await;
     let want_b = ["everywhere", "viewer-of-b"];
     assert_eq!(list(id_claims(&srv, &tb).get("roles")), want_b);
     assert_eq!(list(at_claims(&srv, &tb).get("roles")), want_b);
-    assert_eq!(list(userinfo(&srv, &tb).await.get("roles")), want_b);
+    assert_eq!(list(srv.userinfo(&tb).await.get("roles")), want_b);
     // A resource server introspecting B's token sees B's roles, not its own.
     let rs = srv.add_client(ClientOpts { introspection: true, ..Default::default() }).await;
     grant(&srv, to_user(&alice, "rs-only", Some(&rs))).await;
@@ -201,7 +195,7 @@ async fn a_role_revoked_between_two_refreshes_is_gone_from_the_refreshed_tokens(
     }
     // The earlier JWT keeps what it was issued with; UserInfo and introspection answer as of now.
     assert_eq!(list(at_claims(&srv, &t1).get("roles")), ["admin", "deployer"]);
-    assert_eq!(list(userinfo(&srv, &t1).await.get("roles")), Vec::<String>::new());
+    assert_eq!(list(srv.userinfo(&t1).await.get("roles")), Vec::<String>::new());
     assert_eq!(
         list(introspect(&srv, &c, t1["access_token"].as_str().unwrap()).await.get("roles")),
         Vec::<String>::new()
@@ -224,10 +218,10 @@ async fn opaque_access_tokens_answer_memberships_at_introspection_and_userinfo_t
     let at = t["access_token"].as_str().unwrap();
     assert_eq!(at.split('.').count(), 1, "an opaque token");
     assert_eq!(list(introspect(&srv, &c, at).await.get("roles")), ["admin"]);
-    assert_eq!(list(userinfo(&srv, &t).await.get("roles")), ["admin"]);
+    assert_eq!(list(srv.userinfo(&t).await.get("roles")), ["admin"]);
     srv.state().store.revoke_role(&to_user(&alice, "admin", None)).await.unwrap();
     assert_eq!(list(introspect(&srv, &c, at).await.get("roles")), Vec::<String>::new());
-    assert_eq!(list(userinfo(&srv, &t).await.get("roles")), Vec::<String>::new());
+    assert_eq!(list(srv.userinfo(&t).await.get("roles")), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -244,7 +238,7 @@ async fn without_the_scopes_no_token_or_response_carries_groups_or_roles() {
     for t in [&t, &t2] {
         let id = id_claims(&srv, t);
         let at = at_claims(&srv, t);
-        let ui = userinfo(&srv, t).await;
+        let ui = srv.userinfo(t).await;
         let info = introspect(&srv, &c, t["access_token"].as_str().unwrap()).await;
         assert_eq!(info["active"], true);
         for (what, v) in [
@@ -276,7 +270,7 @@ async fn a_client_not_allowed_the_scopes_gets_neither_by_scope_nor_by_claims_par
     assert_eq!(t["scope"], "email openid", "unregistered scopes are dropped");
     assert!(id_claims(&srv, &t).get("roles").is_none());
     assert!(at_claims(&srv, &t).get("roles").is_none());
-    assert!(userinfo(&srv, &t).await.get("roles").is_none());
+    assert!(srv.userinfo(&t).await.get("roles").is_none());
 }
 
 #[tokio::test]
@@ -293,7 +287,7 @@ async fn the_claims_parameter_asks_for_roles_where_the_client_may_have_them() {
     let id = id_claims(&srv, &t);
     assert_eq!(list(id.get("groups")), ["eng"]);
     assert!(id.get("roles").is_none(), "{id:?}");
-    let ui = userinfo(&srv, &t).await;
+    let ui = srv.userinfo(&t).await;
     assert_eq!(list(ui.get("roles")), ["admin"]);
     assert!(ui.get("groups").is_none(), "{ui}");
     // The access token's claims follow its scope only.

@@ -174,16 +174,7 @@ async fn the_claims_parameter_releases_nothing_beyond_the_registered_scopes() {
         .await;
         let id = srv.state().keys.verify(t["id_token"].as_str().unwrap()).unwrap();
         leaked(&id, &[]);
-        let ui: Value = srv
-            .http
-            .get(srv.url("/userinfo"))
-            .bearer_auth(t["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ui = srv.userinfo(&t).await;
         leaked(ui.as_object().unwrap(), &[]);
         assert!(ui["sub"].is_string());
     }
@@ -204,16 +195,7 @@ async fn the_claims_parameter_releases_nothing_beyond_the_registered_scopes() {
     let id = srv.state().keys.verify(t["id_token"].as_str().unwrap()).unwrap();
     assert_eq!(id["email"], "alice@example.com");
     leaked(&id, &["email"]);
-    let ui: Value = srv
-        .http
-        .get(srv.url("/userinfo"))
-        .bearer_auth(t["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ui = srv.userinfo(&t).await;
     assert_eq!(ui["email"], "alice@example.com");
     leaked(ui.as_object().unwrap(), &["email"]);
 }

@@ -602,6 +602,14 @@ impl TestServer {
         req.form(&form).send().await.unwrap()
     }
 
+    /// `GET /userinfo` with the access token of a token response; asserts 200.
+    pub async fn userinfo(&self, tokens: &serde_json::Value) -> serde_json::Value {
+        let at = tokens["access_token"].as_str().unwrap();
+        let r = self.http.get(self.url("/userinfo")).bearer_auth(at).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     pub async fn redeem(&self, c: &RegisteredClient, code: &str, verifier: &str) -> reqwest::Response {
         self.token(
             c,
