@@ -53,10 +53,14 @@ async fn a_refresh_family_rotated_on_a_and_replayed_on_b_is_revoked() {
     let rt1 = t["refresh_token"].as_str().unwrap().to_string();
     let r = a.token(&c, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
     let t2: Value = r.json().await.unwrap();
+    // The successor is used on A, then the first token is replayed on B.
+    let r =
+        a.token(&c, &[("grant_type", "refresh_token"), ("refresh_token", t2["refresh_token"].as_str().unwrap())]).await;
+    let t3: Value = r.json().await.unwrap();
     let r = b.token(&c, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
     assert_eq!(r.status(), 400, "replay on B");
     let r =
-        a.token(&c, &[("grant_type", "refresh_token"), ("refresh_token", t2["refresh_token"].as_str().unwrap())]).await;
+        a.token(&c, &[("grant_type", "refresh_token"), ("refresh_token", t3["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(r.status(), 400, "the family is revoked for A too");
 }
 

@@ -45,7 +45,12 @@ async fn metrics_count_requests_tokens_logins_and_refresh_reuse_with_their_label
     let tokens: Value = r.json().await.unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    assert_eq!(srv.token(&c, &form).await.status(), 200);
+    let r = srv.token(&c, &form).await;
+    assert_eq!(r.status(), 200);
+    // The successor is used, then the first token again: a replay.
+    let next: Value = r.json().await.unwrap();
+    let next = [("grant_type", "refresh_token"), ("refresh_token", next["refresh_token"].as_str().unwrap())];
+    assert_eq!(srv.token(&c, &next).await.status(), 200);
     assert_eq!(srv.token(&c, &form).await.status(), 400);
 
     let after = scrape(&srv, &srv.metrics_base()).await;

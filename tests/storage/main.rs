@@ -20,6 +20,7 @@ mod health;
 mod keys;
 mod migrations;
 mod sessions;
+mod single_use;
 mod users;
 mod wal;
 

@@ -13,6 +13,7 @@ pub mod redirect;
 pub mod scope;
 pub mod secret;
 pub mod settings;
+pub mod single_use;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use error::{ErrorCode, OAuthError};

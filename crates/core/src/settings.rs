@@ -67,6 +67,11 @@ pub struct Lifetimes {
     /// Refresh lifetimes for public clients (browser and native apps hold them less safely).
     pub refresh_token_public_absolute: i64,
     pub refresh_token_public_idle: i64,
+    /// Seconds after a rotation during which a confidential client presenting the refresh
+    /// token it just rotated (its successor still unused) is answered `invalid_grant` without
+    /// revoking the family: the retry of a lost response. 0 turns it off; public clients never
+    /// get it (RFC 9700 §4.14.2).
+    pub refresh_retry_grace: i64,
     pub session: i64,
     /// How long a pending authorization request waits for the user to log in and consent.
     pub interaction: i64,
@@ -130,6 +135,13 @@ pub struct Database {
     /// checkpoint (readers and writers wait for it briefly) so the WAL is folded back and reset
     /// whatever the load; `journal_size_limit` is set to it too.
     pub sqlite_wal_max_bytes: u64,
+    /// PostgreSQL: gather concurrent token-endpoint statements into one statement per batch
+    /// (see the storage crate's `pg_batch`). Off: one transaction per request.
+    pub postgres_batching: bool,
+    /// SQLite: run the token endpoint's writes on one writer thread with group commit, and its
+    /// hot reads on in-process connections (see the storage crate's `fast`). Off: every
+    /// statement through sqlx (slower; kept so that path stays tested).
+    pub sqlite_writer_thread: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -421,6 +433,7 @@ impl Default for Lifetimes {
             refresh_token_idle: 14 * 86400,
             refresh_token_public_absolute: 86400,
             refresh_token_public_idle: 8 * 3600,
+            refresh_retry_grace: 10,
             session: 86400,
             interaction: 900,
         }
@@ -459,6 +472,8 @@ impl Default for Database {
             statement_timeout_ms: 10_000,
             client_cache_ms: 1000,
             sqlite_wal_max_bytes: 32 * 1024 * 1024,
+            postgres_batching: true,
+            sqlite_writer_thread: true,
         }
     }
 }
@@ -540,6 +555,9 @@ impl Settings {
             if v <= 0 {
                 return Err(bad(key, "must be a positive number of seconds"));
             }
+        }
+        if !(0..=60).contains(&l.refresh_retry_grace) {
+            return Err(bad("lifetimes.refresh_retry_grace", "must be between 0 and 60 seconds"));
         }
         // RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
         if l.authorization_code > 600 {

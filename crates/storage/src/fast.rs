@@ -29,11 +29,11 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags, Row, Statement};
 use tokio::sync::oneshot;
 
-use crate::sql;
 use crate::{
-    AccessTokenRecord, AccessTokenView, CodeDecision, CodeRecord, GrantRecord, RedeemedCode, Redemption,
-    RefreshDecision, Rotation, StoreError, StoreResult, TokensToStore,
+    AccessTokenRecord, AccessTokenView, CodeRecord, GrantRecord, StoreError, StoreResult, StoredCredential,
+    TokensToStore,
 };
+use crate::{single_use, sql};
 
 /// Jobs in one transaction at most (a bound on one commit's latency).
 const MAX_BATCH: usize = 128;
@@ -209,99 +209,33 @@ impl Fast {
         .await
     }
 
-    pub(crate) async fn redeem_code(
+    /// A single-use credential as stored (see `single_use`), on the calling thread.
+    pub(crate) fn find_credential(
         &self,
-        code_hash: &latchkey_core::TokenHash,
-        now: UnixTime,
-        decide: Box<CodeDecision>,
-    ) -> StoreResult<Redemption> {
-        let code_hash = code_hash.as_str().to_owned();
-        self.write(move |conn| {
-            // RFC 6749 §4.1.2: single use, decided by one conditional UPDATE.
-            let claimed = query_opt(conn, sql::CLAIM_CODE, &[&code_hash, &now], |r| {
-                Ok(sql::ClaimedCodeRow {
-                    grant_id: r.get(0)?,
-                    redirect_uri: r.get(1)?,
-                    code_challenge: r.get(2)?,
-                    nonce: r.get(3)?,
-                })
-            })?;
-            let Some(c) = claimed else {
-                return Ok(match peek(conn, sql::PEEK_CODE, &code_hash)? {
-                    None => Redemption::Unknown,
-                    Some((grant_id, Some(_))) => {
-                        // RFC 6749 §4.1.2: a reused code revokes what it produced.
-                        revoke_family(conn, &grant_id, now)?;
-                        Redemption::Replayed { grant_id }
-                    }
-                    Some((_, None)) => Redemption::Expired,
-                });
-            };
-            let Some(grant) = query_opt(conn, sql::SELECT_LIVE_GRANT, &[&c.grant_id], grant_row)? else {
-                return Ok(Redemption::Unknown);
-            };
-            let redeemed = RedeemedCode {
-                grant: grant.try_into()?,
-                redirect_uri: c.redirect_uri,
-                code_challenge: c.code_challenge,
-                nonce: c.nonce,
-            };
-            Ok(match decide(&redeemed) {
-                Ok(t) => {
-                    store_tokens(conn, &t)?;
-                    Redemption::Redeemed(Box::new(redeemed))
-                }
-                Err(e) => {
-                    // RFC 6749 §4.1.3: refused, so nothing is spent.
-                    conn.execute(sql::RELEASE_CODE, [&code_hash])?;
-                    Redemption::Refused(e)
-                }
-            })
-        })
-        .await
+        kind: latchkey_core::single_use::Kind,
+        hash: &latchkey_core::TokenHash,
+    ) -> StoreResult<Option<StoredCredential>> {
+        let row = self.read(|c| {
+            query_opt(c, single_use::find_sql(kind), &[&hash.as_str()], single_use::CredentialRow::from_rusqlite)
+        })?;
+        row.map(|r| r.into_stored(kind)).transpose()
     }
 
-    pub(crate) async fn rotate_refresh(
+    /// The conditional claim and the tokens, in the writer thread's next batch.
+    pub(crate) async fn commit_credential(
         &self,
-        token_hash: &latchkey_core::TokenHash,
+        kind: latchkey_core::single_use::Kind,
+        hash: &latchkey_core::TokenHash,
         now: UnixTime,
-        decide: Box<RefreshDecision>,
-    ) -> StoreResult<Rotation> {
-        let token_hash = token_hash.as_str().to_owned();
+        tokens: &TokensToStore,
+    ) -> StoreResult<bool> {
+        let (hash, tokens) = (hash.as_str().to_owned(), tokens.clone());
         self.write(move |conn| {
-            let claimed = query_opt(conn, sql::CLAIM_REFRESH, &[&token_hash, &now], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            let Some((grant_id, scope)) = claimed else {
-                return Ok(match peek(conn, sql::PEEK_REFRESH, &token_hash)? {
-                    None => Rotation::Unknown,
-                    Some((grant_id, Some(_))) => {
-                        // RFC 9700 §4.14.2: a rotated refresh token presented again revokes
-                        // the whole family.
-                        revoke_family(conn, &grant_id, now)?;
-                        Rotation::Replayed { grant_id }
-                    }
-                    Some((_, None)) => Rotation::Expired,
-                });
-            };
-            let Some(grant) = query_opt(conn, sql::SELECT_LIVE_GRANT, &[&grant_id], grant_row)? else {
-                return Ok(Rotation::Unknown);
-            };
-            let grant: GrantRecord = grant.try_into()?;
-            if grant.expires_at <= now {
-                return Ok(Rotation::Expired);
+            if exec(conn, single_use::claim_sql(kind), &[&hash, &now])? != 1 {
+                return Ok(false);
             }
-            Ok(match decide(&grant, &scope) {
-                Ok(t) => {
-                    store_tokens(conn, &t)?;
-                    Rotation::Rotated { grant: Box::new(grant), scope }
-                }
-                Err(e) => {
-                    // RFC 6749 §6: refused, so nothing is spent.
-                    conn.execute(sql::RELEASE_REFRESH, [&token_hash])?;
-                    Rotation::Refused(e)
-                }
-            })
+            store_tokens(conn, &tokens)?;
+            Ok(true)
         })
         .await
     }
@@ -324,22 +258,22 @@ impl Fast {
         let row = self.read(|c| {
             query_opt(c, sql::SELECT_ACCESS, &[&token_hash.as_str(), &now], |r| {
                 Ok(sql::AccessRow {
-                    id: r.get(0)?,
-                    grant_client_id: r.get(1)?,
-                    user_id: r.get(2)?,
-                    grant_scope: r.get(3)?,
-                    claims: r.get(4)?,
-                    auth_time: r.get(5)?,
-                    acr: r.get(6)?,
-                    amr: r.get(7)?,
-                    sid: r.get(8)?,
-                    grant_created_at: r.get(9)?,
-                    grant_expires_at: r.get(10)?,
-                    client_id: r.get(11)?,
-                    scope: r.get(12)?,
-                    audience: r.get(13)?,
-                    created_at: r.get(14)?,
-                    expires_at: r.get(15)?,
+                    id: r.get("id")?,
+                    grant_client_id: r.get("grant_client_id")?,
+                    user_id: r.get("user_id")?,
+                    grant_scope: r.get("grant_scope")?,
+                    claims: r.get("claims")?,
+                    auth_time: r.get("auth_time")?,
+                    acr: r.get("acr")?,
+                    amr: r.get("amr")?,
+                    sid: r.get("sid")?,
+                    grant_created_at: r.get("grant_created_at")?,
+                    grant_expires_at: r.get("grant_expires_at")?,
+                    client_id: r.get("client_id")?,
+                    scope: r.get("scope")?,
+                    audience: r.get("audience")?,
+                    created_at: r.get("created_at")?,
+                    expires_at: r.get("expires_at")?,
                 })
             })
         })?;
@@ -347,7 +281,7 @@ impl Fast {
     }
 
     pub(crate) fn get_live_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
-        let row = self.read(|c| query_opt(c, sql::SELECT_LIVE_GRANT, &[&grant_id], grant_row))?;
+        let row = self.read(|c| query_opt(c, sql::SELECT_LIVE_GRANT, &[&grant_id], sql::GrantRow::from_rusqlite))?;
         row.map(TryInto::try_into).transpose()
     }
 
@@ -355,15 +289,15 @@ impl Fast {
         let row = self.read(|c| {
             query_opt(c, sql::SELECT_USER, &[&id], |r| {
                 Ok(sql::UserRow {
-                    id: r.get(0)?,
-                    username: r.get(1)?,
-                    password_hash: r.get(2)?,
-                    email: r.get(3)?,
-                    email_verified: r.get(4)?,
-                    name: r.get(5)?,
-                    claims: r.get(6)?,
-                    created_at: r.get(7)?,
-                    updated_at: r.get(8)?,
+                    id: r.get("id")?,
+                    username: r.get("username")?,
+                    password_hash: r.get("password_hash")?,
+                    email: r.get("email")?,
+                    email_verified: r.get("email_verified")?,
+                    name: r.get("name")?,
+                    claims: r.get("claims")?,
+                    created_at: r.get("created_at")?,
+                    updated_at: r.get("updated_at")?,
                 })
             })
         })?;
@@ -622,33 +556,6 @@ fn query_opt<T>(
     };
     while rows.next()?.is_some() {}
     Ok(first)
-}
-
-fn grant_row(r: &Row<'_>) -> rusqlite::Result<sql::GrantRow> {
-    Ok(sql::GrantRow {
-        id: r.get(0)?,
-        client_id: r.get(1)?,
-        user_id: r.get(2)?,
-        scope: r.get(3)?,
-        claims: r.get(4)?,
-        auth_time: r.get(5)?,
-        acr: r.get(6)?,
-        amr: r.get(7)?,
-        sid: r.get(8)?,
-        created_at: r.get(9)?,
-        expires_at: r.get(10)?,
-    })
-}
-
-fn peek(conn: &Connection, sql: &str, hash: &str) -> StoreResult<Option<(String, Option<i64>)>> {
-    query_opt(conn, sql, &[&hash], |r| Ok((r.get(0)?, r.get(1)?)))
-}
-
-fn revoke_family(conn: &Connection, grant_id: &str, now: UnixTime) -> StoreResult<usize> {
-    let n = exec(conn, sql::REVOKE_GRANT, &[&grant_id, &now])?;
-    exec(conn, sql::DELETE_GRANT_ACCESS, &[&grant_id])?;
-    exec(conn, sql::DELETE_GRANT_REFRESH, &[&grant_id])?;
-    Ok(n)
 }
 
 fn access_insert(conn: &Connection, t: &AccessTokenRecord) -> rusqlite::Result<usize> {

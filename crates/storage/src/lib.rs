@@ -9,6 +9,7 @@ mod fast;
 mod pg_batch;
 pub mod postgres;
 mod records;
+pub mod single_use;
 mod sql;
 pub mod sqlite;
 
@@ -209,30 +210,37 @@ pub trait FlowStore: Send + Sync {
     async fn put_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()>;
 }
 
-/// The token endpoint's checks on a claimed code, run inside the redemption transaction.
-/// It owns what it needs: on SQLite it runs on the writer thread, in a batch with other requests'.
-pub type CodeDecision = dyn for<'r> FnOnce(&'r RedeemedCode) -> Result<TokensToStore, latchkey_core::OAuthError> + Send;
-
-/// The refresh grant's checks on a claimed refresh token (its grant and scope), run inside the
-/// rotation transaction; returns the tokens to store.
-pub type RefreshDecision =
-    dyn for<'r> FnOnce(&'r GrantRecord, &'r str) -> Result<TokensToStore, latchkey_core::OAuthError> + Send;
-
 /// Grants, codes and tokens.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// Store a new grant and its authorization code, atomically.
     async fn issue_code(&self, grant: &GrantRecord, code: &CodeRecord) -> StoreResult<()>;
-    /// Single use: exactly one caller claims the code. In the same transaction `decide` checks
-    /// the claimed code (client, redirect URI, PKCE) and names the access token to store; its
-    /// refusal releases the claim, so a refused presentation (another client's, a wrong
-    /// verifier) spends nothing. A later use of a redeemed code revokes its grant.
-    async fn redeem_code(
+    /// A single-use credential as stored, whatever its state, with its grant (no side
+    /// effect). See [`single_use`] for how it is used.
+    async fn find_credential(
         &self,
-        code_hash: &TokenHash,
+        kind: latchkey_core::single_use::Kind,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredCredential>>;
+    /// In one transaction: spend the credential if it is still unspent, unexpired at `now` and
+    /// its grant live, and store `tokens`. False, with nothing written, when it was not (another
+    /// presentation won). Exactly one of concurrent commits of one credential is true.
+    async fn commit_credential(
+        &self,
+        kind: latchkey_core::single_use::Kind,
+        hash: &TokenHash,
         now: UnixTime,
-        decide: Box<CodeDecision>,
-    ) -> StoreResult<Redemption>;
+        tokens: &TokensToStore,
+    ) -> StoreResult<bool>;
+    /// Reverse a commit whose response was never handed over: delete `tokens` and make the
+    /// credential unspent again, in one transaction; false (nothing changed) when the
+    /// successor refresh token in `tokens` has been used or is gone.
+    async fn undo_credential(
+        &self,
+        kind: latchkey_core::single_use::Kind,
+        hash: &TokenHash,
+        tokens: &TokensToStore,
+    ) -> StoreResult<bool>;
     /// Store an access token unless its grant has been revoked (then false).
     async fn store_access_token(&self, t: &AccessTokenRecord) -> StoreResult<bool>;
     /// A live access token: unexpired, its grant not revoked.
@@ -241,15 +249,6 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<bool>;
     /// Store tokens that need no other step (client credentials).
     async fn store_tokens(&self, t: &TokensToStore) -> StoreResult<()>;
-    /// Refresh rotation (RFC 9700 §4.14.2): exactly one caller uses a refresh token up and gets
-    /// new tokens, stored in the same transaction; presenting a used one revokes its family. A
-    /// refusal of `decide` (another client, a widened scope) releases the claim: nothing spent.
-    async fn rotate_refresh(
-        &self,
-        token_hash: &TokenHash,
-        now: UnixTime,
-        decide: Box<RefreshDecision>,
-    ) -> StoreResult<Rotation>;
     async fn get_refresh_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<RefreshTokenView>>;
     /// A grant that is not revoked (whatever its expiry).
     async fn get_live_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>>;

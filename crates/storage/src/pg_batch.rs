@@ -16,8 +16,9 @@ use latchkey_core::model::User;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::sql;
 use crate::{AccessTokenRecord, AccessTokenView, StoreError, StoreResult};
+use crate::{single_use, sql};
+use latchkey_core::single_use::Kind;
 
 /// Requests in one statement at most.
 const MAX_BATCH: usize = 256;
@@ -105,8 +106,10 @@ pub(crate) struct PgBatch {
     access_reads: Batcher<(String, UnixTime), Option<AccessTokenView>>,
     user_reads: Batcher<String, Option<User>>,
     access_writes: Batcher<AccessTokenRecord, bool>,
-    redemptions: Batcher<RedeemJob, crate::Redemption>,
-    rotations: Batcher<RotateJob, crate::Rotation>,
+    code_finds: Batcher<String, Option<crate::StoredCredential>>,
+    refresh_finds: Batcher<String, Option<crate::StoredCredential>>,
+    code_commits: Batcher<CommitJob, bool>,
+    refresh_commits: Batcher<CommitJob, bool>,
 }
 
 impl PgBatch {
@@ -120,28 +123,41 @@ impl PgBatch {
         let access_writes = Batcher::spawn(move |keys| insert_access(p.clone(), keys));
         // One batch at a time each: batches lock rows, and one at a time cannot deadlock.
         let p = pool.clone();
-        let redemptions = Batcher::spawn_n(1, move |jobs| redeem_batch(p.clone(), jobs));
+        let code_commits = Batcher::spawn_n(1, move |jobs| commit_batch(p.clone(), Kind::AuthorizationCode, jobs));
         let p = pool.clone();
-        let rotations = Batcher::spawn_n(1, move |jobs| rotate_batch(p.clone(), jobs));
-        Self { access_reads, user_reads, access_writes, redemptions, rotations }
+        let refresh_commits = Batcher::spawn_n(1, move |jobs| commit_batch(p.clone(), Kind::RefreshToken, jobs));
+        let p = pool.clone();
+        let code_finds = Batcher::spawn(move |keys| find_credentials(p.clone(), Kind::AuthorizationCode, keys));
+        let p = pool.clone();
+        let refresh_finds = Batcher::spawn(move |keys| find_credentials(p.clone(), Kind::RefreshToken, keys));
+        Self { access_reads, user_reads, access_writes, code_finds, refresh_finds, code_commits, refresh_commits }
     }
 
-    pub(crate) async fn redeem_code(
+    /// `single_use` finds, batched per kind.
+    pub(crate) async fn find_credential(
         &self,
-        code_hash: &latchkey_core::TokenHash,
-        now: UnixTime,
-        decide: Box<crate::CodeDecision>,
-    ) -> StoreResult<crate::Redemption> {
-        self.redemptions.call((code_hash.as_str().to_owned(), now, decide)).await
+        kind: Kind,
+        hash: &latchkey_core::TokenHash,
+    ) -> StoreResult<Option<crate::StoredCredential>> {
+        match kind {
+            Kind::AuthorizationCode => self.code_finds.call(hash.as_str().to_owned()).await,
+            Kind::RefreshToken => self.refresh_finds.call(hash.as_str().to_owned()).await,
+        }
     }
 
-    pub(crate) async fn rotate_refresh(
+    /// `single_use` commits, batched per kind.
+    pub(crate) async fn commit_credential(
         &self,
-        token_hash: &latchkey_core::TokenHash,
+        kind: Kind,
+        hash: &latchkey_core::TokenHash,
         now: UnixTime,
-        decide: Box<crate::RefreshDecision>,
-    ) -> StoreResult<crate::Rotation> {
-        self.rotations.call((token_hash.as_str().to_owned(), now, decide)).await
+        tokens: &crate::TokensToStore,
+    ) -> StoreResult<bool> {
+        let job = (hash.as_str().to_owned(), now, tokens.clone());
+        match kind {
+            Kind::AuthorizationCode => self.code_commits.call(job).await,
+            Kind::RefreshToken => self.refresh_commits.call(job).await,
+        }
     }
 
     pub(crate) async fn get_access_token(
@@ -270,143 +286,21 @@ async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<Stor
     }
 }
 
-// ---- code redemptions and refresh rotations, batched ----
+// ---- single-use commits, batched ----
 //
 // One transaction per batch: claim every presented code (or refresh token) with one
-// `UPDATE … FROM UNNEST(…) RETURNING`, joined to its live grant; look the misses up in one
-// statement (used before: a replay, whose families are revoked in three statements; else
-// expired or unknown); run each claimed one's decision; store every new token with one insert
-// per table; COMMIT, and only then answer. Should any statement fail, the whole batch rolls
-// back (nothing is used up) and every caller gets the error: a retry finds its code or token
-// unused. Two requests in one batch presenting the same code or token: one claims it, the
-// other is a replay, as if they had come one after the other.
+// `UPDATE … FROM UNNEST(…) RETURNING` (the statement of `single_use`), store the tokens of the
+// claimed ones with one insert per table, COMMIT, and only then answer. Should any statement
+// fail, the whole batch rolls back (nothing is spent) and every caller gets the error. Two
+// commits of the same credential in one batch: the first in arrival order takes part in the
+// claim and the others lose at once, as if they had come after it (an UPDATE … FROM would
+// otherwise report the one row for both).
 
-pub(crate) type RotateJob = (String, UnixTime, Box<crate::RefreshDecision>);
-pub(crate) type RedeemJob = (String, UnixTime, Box<crate::CodeDecision>);
-
-/// Grant columns from a LEFT JOIN: all absent when the grant is revoked or gone.
-#[derive(sqlx::FromRow)]
-struct OptGrant {
-    id: Option<String>,
-    client_id: Option<String>,
-    user_id: Option<String>,
-    scope: Option<String>,
-    claims: Option<String>,
-    auth_time: Option<i64>,
-    acr: Option<String>,
-    amr: Option<String>,
-    sid: Option<String>,
-    created_at: Option<i64>,
-    expires_at: Option<i64>,
-}
-
-impl OptGrant {
-    fn live(self) -> StoreResult<Option<crate::GrantRecord>> {
-        match (self.id, self.client_id, self.scope, self.created_at, self.expires_at) {
-            (Some(id), Some(client_id), Some(scope), Some(created_at), Some(expires_at)) => sql::GrantRow {
-                id,
-                client_id,
-                user_id: self.user_id,
-                scope,
-                claims: self.claims,
-                auth_time: self.auth_time,
-                acr: self.acr,
-                amr: self.amr,
-                sid: self.sid,
-                created_at,
-                expires_at,
-            }
-            .try_into()
-            .map(Some),
-            _ => Ok(None),
-        }
-    }
-}
-
-const CLAIM_CODES_BATCH: &str = "WITH c AS (UPDATE authorization_codes a SET used_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(hash, now) WHERE a.code_hash = q.hash AND a.used_at IS NULL AND a.expires_at > q.now RETURNING a.code_hash, a.grant_id, a.redirect_uri, a.code_challenge, a.nonce) SELECT c.code_hash, c.redirect_uri, c.code_challenge, c.nonce, g.id, g.client_id, g.user_id, g.scope, g.claims, g.auth_time, g.acr, g.amr, g.sid, g.created_at, g.expires_at FROM c LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL";
-const PEEK_CODES_BATCH: &str = "SELECT code_hash, grant_id, used_at FROM authorization_codes WHERE code_hash = ANY($1)";
-const CLAIM_REFRESH_BATCH: &str = "WITH c AS (UPDATE refresh_tokens r SET used_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(hash, now) WHERE r.token_hash = q.hash AND r.used_at IS NULL AND r.expires_at > q.now RETURNING r.token_hash, r.grant_id, r.scope) SELECT c.token_hash, c.scope AS refresh_scope, g.id, g.client_id, g.user_id, g.scope, g.claims, g.auth_time, g.acr, g.amr, g.sid, g.created_at, g.expires_at FROM c LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL";
-const PEEK_REFRESH_BATCH: &str = "SELECT token_hash, grant_id, used_at FROM refresh_tokens WHERE token_hash = ANY($1)";
-const REVOKE_GRANTS_BATCH: &str = "UPDATE grants g SET revoked_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(id, now) WHERE g.id = q.id AND g.revoked_at IS NULL";
-const DELETE_GRANTS_ACCESS: &str = "DELETE FROM access_tokens WHERE grant_id = ANY($1)";
-const DELETE_GRANTS_REFRESH: &str = "DELETE FROM refresh_tokens WHERE grant_id = ANY($1)";
-const UNCLAIM_CODES: &str = "UPDATE authorization_codes SET used_at = NULL WHERE code_hash = ANY($1)";
-const UNCLAIM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = NULL WHERE token_hash = ANY($1)";
-const INSERT_REFRESH_BATCH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT q.token_hash, q.grant_id, q.scope, q.created_at, q.expires_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) AS q(token_hash, grant_id, scope, created_at, expires_at) WHERE COALESCE((SELECT g.revoked_at IS NULL FROM grants g WHERE g.id = q.grant_id), false)";
-
-#[derive(sqlx::FromRow)]
-struct ClaimedCode {
-    code_hash: String,
-    redirect_uri: Option<String>,
-    code_challenge: Option<String>,
-    nonce: Option<String>,
-    #[sqlx(flatten)]
-    grant: OptGrant,
-}
-
-#[derive(sqlx::FromRow)]
-struct ClaimedRefresh {
-    token_hash: String,
-    refresh_scope: String,
-    #[sqlx(flatten)]
-    grant: OptGrant,
-}
+pub(crate) type CommitJob = (String, UnixTime, crate::TokensToStore);
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
-/// Why a presented code or refresh token was not claimed.
-enum Miss {
-    Unknown,
-    /// Used before: its family (grant) is now revoked.
-    Replayed(String),
-    Expired,
-}
-
-/// The misses (job index, hash, now), looked up in one statement (`peek_sql`); the replayed
-/// families are revoked here.
-async fn settle_misses(
-    tx: &mut Tx,
-    peek_sql: &'static str,
-    misses: Vec<(usize, String, UnixTime)>,
-) -> StoreResult<Vec<(usize, Miss)>> {
-    if misses.is_empty() {
-        return Ok(Vec::new());
-    }
-    let hashes: Vec<&str> = misses.iter().map(|(_, h, _)| h.as_str()).collect();
-    let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(peek_sql).bind(hashes).fetch_all(&mut **tx).await?;
-    let seen: std::collections::HashMap<String, (String, Option<i64>)> =
-        rows.into_iter().map(|(h, g, used)| (h, (g, used))).collect();
-    let mut replayed = Vec::new();
-    let mut out = Vec::with_capacity(misses.len());
-    for (i, hash, now) in misses {
-        out.push((
-            i,
-            match seen.get(&hash) {
-                None => Miss::Unknown,
-                Some((grant_id, Some(_))) => {
-                    replayed.push((grant_id.clone(), now));
-                    Miss::Replayed(grant_id.clone())
-                }
-                Some((_, None)) => Miss::Expired,
-            },
-        ));
-    }
-    revoke_families(tx, &replayed).await?;
-    Ok(out)
-}
-
-/// Revoke every replayed family (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and delete its tokens.
-async fn revoke_families(tx: &mut Tx, replayed: &[(String, UnixTime)]) -> StoreResult<()> {
-    if replayed.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = replayed.iter().map(|(g, _)| g.as_str()).collect();
-    let nows: Vec<i64> = replayed.iter().map(|(_, n)| *n).collect();
-    sqlx::query(REVOKE_GRANTS_BATCH).bind(&ids).bind(nows).execute(&mut **tx).await?;
-    sqlx::query(DELETE_GRANTS_ACCESS).bind(&ids).execute(&mut **tx).await?;
-    sqlx::query(DELETE_GRANTS_REFRESH).bind(&ids).execute(&mut **tx).await?;
-    Ok(())
-}
+const INSERT_REFRESH_BATCH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT q.token_hash, q.grant_id, q.scope, q.created_at, q.expires_at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) AS q(token_hash, grant_id, scope, created_at, expires_at) WHERE COALESCE((SELECT g.revoked_at IS NULL FROM grants g WHERE g.id = q.grant_id), false)";
 
 /// Store what the decisions produced: one insert per table (tokens of a revoked grant are
 /// skipped, as by the single inserts).
@@ -444,61 +338,6 @@ async fn store_all(tx: &mut Tx, produced: Vec<crate::TokensToStore>) -> StoreRes
     Ok(())
 }
 
-/// A decision that panics fails its own request (its claim undone), not the batch or the worker.
-fn guarded<T>(f: impl FnOnce() -> T) -> StoreResult<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|_| StoreError::Engine("a token decision panicked; the batch was rolled back".into()))
-}
-
-fn put<T>(out: &mut [Option<StoreResult<T>>], i: usize, v: T) {
-    if let Some(slot) = out.get_mut(i) {
-        *slot = Some(Ok(v));
-    }
-}
-
-/// One request failed (a corrupt row, a decision that panicked): it gets the error and its
-/// claim is undone (`unclaim`), as the single-request path rolls its transaction back; the
-/// others in the batch go on.
-fn fail<T>(out: &mut [Option<StoreResult<T>>], i: usize, e: StoreError) {
-    if let Some(slot) = out.get_mut(i) {
-        *slot = Some(Err(e));
-    }
-}
-
-/// Split a batch so that each round presents every code or token at most once: its k-th
-/// presentation goes in round k. Rounds run one after another in the batch's transaction, so
-/// presentations of one credential behave as if sequential: a refusal releases its claim
-/// before the next presentation is looked at (which a replay check in the same round would
-/// otherwise see as spent), and a replay sees the tokens its round's redemption stored.
-fn rounds<J>(jobs: Vec<J>, key: impl Fn(&J) -> String) -> Vec<Vec<(usize, J)>> {
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut rounds: Vec<Vec<(usize, J)>> = Vec::new();
-    for (i, j) in jobs.into_iter().enumerate() {
-        let k = seen.entry(key(&j)).or_insert(0);
-        if rounds.len() <= *k {
-            rounds.push(Vec::new());
-        }
-        if let Some(r) = rounds.get_mut(*k) {
-            r.push((i, j));
-        }
-        *k += 1;
-    }
-    rounds
-}
-
-/// The answers of every round, back in the order the jobs came.
-fn in_order<V>(mut out: Vec<(usize, V)>) -> Vec<V> {
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, v)| v).collect()
-}
-
-async fn unclaim(tx: &mut Tx, sql_text: &'static str, hashes: &[String]) -> StoreResult<()> {
-    if !hashes.is_empty() {
-        sqlx::query(sql_text).bind(hashes).execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 fn answer_all<V>(n: usize, r: StoreResult<Vec<StoreResult<V>>>) -> Vec<StoreResult<V>> {
     match r {
         Ok(v) => v,
@@ -509,161 +348,50 @@ fn answer_all<V>(n: usize, r: StoreResult<Vec<StoreResult<V>>>) -> Vec<StoreResu
     }
 }
 
-async fn redeem_batch(pool: PgPool, jobs: Vec<RedeemJob>) -> Vec<StoreResult<crate::Redemption>> {
-    let n = jobs.len();
-    answer_all(n, redeem_in_tx(&pool, jobs).await)
-}
-
-async fn redeem_in_tx(pool: &PgPool, jobs: Vec<RedeemJob>) -> StoreResult<Vec<StoreResult<crate::Redemption>>> {
-    let mut tx: Tx = pool.begin().await?;
-    let mut out = Vec::new();
-    for round in rounds(jobs, |j| j.0.clone()) {
-        let (idx, jobs): (Vec<usize>, Vec<RedeemJob>) = round.into_iter().unzip();
-        out.extend(idx.into_iter().zip(redeem_round(&mut tx, jobs).await?));
-    }
-    tx.commit().await?;
-    Ok(in_order(out))
-}
-
-/// One round of a redemption batch: every code presented at most once.
-async fn redeem_round(tx: &mut Tx, jobs: Vec<RedeemJob>) -> StoreResult<Vec<StoreResult<crate::Redemption>>> {
-    use crate::Redemption;
-    let n = jobs.len();
-    let hashes: Vec<&str> = jobs.iter().map(|(h, _, _)| h.as_str()).collect();
-    let nows: Vec<i64> = jobs.iter().map(|(_, n, _)| *n).collect();
-    let claimed: Vec<ClaimedCode> =
-        sqlx::query_as(CLAIM_CODES_BATCH).bind(hashes).bind(nows).fetch_all(&mut **tx).await?;
-    let mut claimed: std::collections::HashMap<String, ClaimedCode> =
-        claimed.into_iter().map(|c| (c.code_hash.clone(), c)).collect();
-    let mut out: Vec<Option<StoreResult<Redemption>>> = (0..n).map(|_| None).collect();
-    let mut misses = Vec::new();
-    let mut pending = Vec::new();
-    let mut undo = Vec::new();
-    for (i, (hash, now, decide)) in jobs.into_iter().enumerate() {
-        match claimed.remove(&hash) {
-            Some(c) => match c.grant.live() {
-                Err(e) => {
-                    fail(&mut out, i, e);
-                    undo.push(hash);
-                }
-                Ok(Some(grant)) => pending.push((
-                    hash,
-                    i,
-                    crate::RedeemedCode {
-                        grant,
-                        redirect_uri: c.redirect_uri,
-                        code_challenge: c.code_challenge,
-                        nonce: c.nonce,
-                    },
-                    decide,
-                )),
-                Ok(None) => put(&mut out, i, Redemption::Unknown),
-            },
-            None => misses.push((i, hash, now)),
-        }
-    }
-    for (i, miss) in settle_misses(tx, PEEK_CODES_BATCH, misses).await? {
-        let v = match miss {
-            Miss::Unknown => Redemption::Unknown,
-            Miss::Replayed(grant_id) => Redemption::Replayed { grant_id },
-            Miss::Expired => Redemption::Expired,
+async fn find_credentials(
+    pool: PgPool,
+    kind: Kind,
+    hashes: Vec<String>,
+) -> Vec<StoreResult<Option<crate::StoredCredential>>> {
+    let rows: Vec<single_use::HashedCredentialRow> =
+        match sqlx::query_as(single_use::find_batch_sql(kind)).bind(&hashes).fetch_all(&pool).await {
+            Ok(r) => r,
+            Err(e) => return all_failed(hashes.len(), &e),
         };
-        put(&mut out, i, v);
+    let mut found: std::collections::HashMap<String, Result<crate::StoredCredential, String>> =
+        std::collections::HashMap::new();
+    for r in rows {
+        found.insert(r.credential_hash, r.row.into_stored(kind).map_err(|e| e.to_string()));
     }
-    let mut produced = Vec::new();
-    for (hash, i, redeemed, decide) in pending {
-        match guarded(|| decide(&redeemed)) {
-            Ok(Ok(t)) => {
-                produced.push(t);
-                put(&mut out, i, Redemption::Redeemed(Box::new(redeemed)));
-            }
-            Ok(Err(e)) => {
-                // RFC 6749 §4.1.3: refused, so nothing is spent.
-                put(&mut out, i, Redemption::Refused(e));
-                undo.push(hash);
-            }
-            Err(e) => {
-                fail(&mut out, i, e);
-                undo.push(hash);
-            }
-        }
-    }
-    unclaim(tx, UNCLAIM_CODES, &undo).await?;
-    store_all(tx, produced).await?;
-    Ok(out.into_iter().map(|o| o.unwrap_or(Ok(Redemption::Unknown))).collect())
+    // A hash may be asked for twice in one batch: each asker gets the row.
+    hashes
+        .iter()
+        .map(|h| match found.get(h) {
+            None => Ok(None),
+            Some(Ok(c)) => Ok(Some(c.clone())),
+            Some(Err(e)) => Err(StoreError::Corrupt(e.clone())),
+        })
+        .collect()
 }
 
-async fn rotate_batch(pool: PgPool, jobs: Vec<RotateJob>) -> Vec<StoreResult<crate::Rotation>> {
+async fn commit_batch(pool: PgPool, kind: Kind, jobs: Vec<CommitJob>) -> Vec<StoreResult<bool>> {
     let n = jobs.len();
-    answer_all(n, rotate_in_tx(&pool, jobs).await)
+    answer_all(n, commit_in_tx(&pool, kind, jobs).await)
 }
 
-async fn rotate_in_tx(pool: &PgPool, jobs: Vec<RotateJob>) -> StoreResult<Vec<StoreResult<crate::Rotation>>> {
+async fn commit_in_tx(pool: &PgPool, kind: Kind, jobs: Vec<CommitJob>) -> StoreResult<Vec<StoreResult<bool>>> {
+    // The first presentation of each credential takes part; later ones in the batch lose.
+    let mut first: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let takes_part: Vec<bool> = jobs.iter().map(|(h, _, _)| first.insert(h.as_str())).collect();
+    let (hashes, nows): (Vec<&str>, Vec<i64>) =
+        jobs.iter().zip(&takes_part).filter(|(_, t)| **t).map(|((h, n, _), _)| (h.as_str(), *n)).unzip();
     let mut tx: Tx = pool.begin().await?;
-    let mut out = Vec::new();
-    for round in rounds(jobs, |j| j.0.clone()) {
-        let (idx, jobs): (Vec<usize>, Vec<RotateJob>) = round.into_iter().unzip();
-        out.extend(idx.into_iter().zip(rotate_round(&mut tx, jobs).await?));
-    }
+    let claimed: Vec<(String,)> =
+        sqlx::query_as(single_use::claim_batch_sql(kind)).bind(&hashes).bind(&nows).fetch_all(&mut *tx).await?;
+    let claimed: std::collections::HashSet<String> = claimed.into_iter().map(|(h,)| h).collect();
+    let won: Vec<bool> = jobs.iter().zip(&takes_part).map(|((h, _, _), t)| *t && claimed.contains(h)).collect();
+    let produced = jobs.into_iter().zip(&won).filter(|(_, w)| **w).map(|((_, _, t), _)| t).collect();
+    store_all(&mut tx, produced).await?;
     tx.commit().await?;
-    Ok(in_order(out))
-}
-
-/// One round of a rotation batch: every refresh token presented at most once.
-async fn rotate_round(tx: &mut Tx, jobs: Vec<RotateJob>) -> StoreResult<Vec<StoreResult<crate::Rotation>>> {
-    use crate::Rotation;
-    let n = jobs.len();
-    let hashes: Vec<&str> = jobs.iter().map(|(h, _, _)| h.as_str()).collect();
-    let nows: Vec<i64> = jobs.iter().map(|(_, n, _)| *n).collect();
-    let claimed: Vec<ClaimedRefresh> =
-        sqlx::query_as(CLAIM_REFRESH_BATCH).bind(hashes).bind(nows).fetch_all(&mut **tx).await?;
-    let mut claimed: std::collections::HashMap<String, ClaimedRefresh> =
-        claimed.into_iter().map(|c| (c.token_hash.clone(), c)).collect();
-    let mut out: Vec<Option<StoreResult<Rotation>>> = (0..n).map(|_| None).collect();
-    let mut misses = Vec::new();
-    let mut pending = Vec::new();
-    let mut undo = Vec::new();
-    for (i, (hash, now, decide)) in jobs.into_iter().enumerate() {
-        match claimed.remove(&hash) {
-            Some(c) => match c.grant.live() {
-                Err(e) => {
-                    fail(&mut out, i, e);
-                    undo.push(hash);
-                }
-                Ok(Some(grant)) if grant.expires_at <= now => put(&mut out, i, Rotation::Expired),
-                Ok(Some(grant)) => pending.push((hash, i, grant, c.refresh_scope, decide)),
-                Ok(None) => put(&mut out, i, Rotation::Unknown),
-            },
-            None => misses.push((i, hash, now)),
-        }
-    }
-    for (i, miss) in settle_misses(tx, PEEK_REFRESH_BATCH, misses).await? {
-        let v = match miss {
-            Miss::Unknown => Rotation::Unknown,
-            Miss::Replayed(grant_id) => Rotation::Replayed { grant_id },
-            Miss::Expired => Rotation::Expired,
-        };
-        put(&mut out, i, v);
-    }
-    let mut produced = Vec::new();
-    for (hash, i, grant, scope, decide) in pending {
-        match guarded(|| decide(&grant, &scope)) {
-            Ok(Ok(t)) => {
-                produced.push(t);
-                put(&mut out, i, Rotation::Rotated { grant: Box::new(grant), scope });
-            }
-            Ok(Err(e)) => {
-                // RFC 6749 §6: refused, so nothing is spent.
-                put(&mut out, i, Rotation::Refused(e));
-                undo.push(hash);
-            }
-            Err(e) => {
-                fail(&mut out, i, e);
-                undo.push(hash);
-            }
-        }
-    }
-    unclaim(tx, UNCLAIM_REFRESH, &undo).await?;
-    store_all(tx, produced).await?;
-    Ok(out.into_iter().map(|o| o.unwrap_or(Ok(Rotation::Unknown))).collect())
+    Ok(won.into_iter().map(Ok).collect())
 }

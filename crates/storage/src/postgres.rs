@@ -13,8 +13,9 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Writes and write transactions. PostgreSQL: the same pool.
     pub(crate) writer: PgPool,
-    /// The back-channel hot paths' statements, batched (see `pg_batch`).
-    batch: crate::pg_batch::PgBatch,
+    /// The back-channel hot paths' statements, batched (see `pg_batch`); None with
+    /// `database.postgres_batching = false` (every statement through the sqlx path).
+    batch: Option<crate::pg_batch::PgBatch>,
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -35,7 +36,8 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
             .connect_with(opts)
             .await?;
-        Ok(Self { writer: pool.clone(), batch: crate::pg_batch::PgBatch::spawn(&pool), pool })
+        let batch = settings.database.postgres_batching.then(|| crate::pg_batch::PgBatch::spawn(&pool));
+        Ok(Self { writer: pool.clone(), batch, pool })
     }
 
     pub async fn open(settings: &Settings) -> StoreResult<Self> {
@@ -59,7 +61,7 @@ impl PgStore {
     }
 
     pub(crate) fn batched(&self) -> Option<&crate::pg_batch::PgBatch> {
-        Some(&self.batch)
+        self.batch.as_ref()
     }
 
     /// Serialise key changes, and tell every instance (LISTEN/NOTIFY) once the change commits.

@@ -112,26 +112,42 @@ pub struct CodeRecord {
 }
 
 /// What a successful redemption hands the token endpoint.
+/// A single-use credential (an authorization code or a refresh token) as stored, whatever its
+/// state, with its grant: what the state machine (`latchkey_core::single_use`) decides on.
 #[derive(Debug, Clone)]
-pub struct RedeemedCode {
+pub struct StoredCredential {
+    pub kind: latchkey_core::single_use::Kind,
     pub grant: GrantRecord,
+    pub grant_revoked: bool,
+    pub expires_at: UnixTime,
+    pub used_at: Option<UnixTime>,
+    /// Refresh tokens: a token of the grant issued since this one was spent has been used
+    /// (read only when this one is spent).
+    pub successor_used: bool,
+    /// Codes: from the authorization request.
     pub redirect_uri: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// A code: its grant's scope; a refresh token: its own.
+    pub scope: String,
 }
 
-#[derive(Debug)]
-pub enum Redemption {
-    /// Claimed, checked, and its access token stored.
-    Redeemed(Box<RedeemedCode>),
-    /// The checks refused it; the claim was released, so the code is still usable by its owner.
-    Refused(latchkey_core::OAuthError),
-    /// The code was used before: its grant (and every token from it) is now revoked.
-    Replayed {
-        grant_id: String,
-    },
-    Expired,
-    Unknown,
+impl StoredCredential {
+    /// The view the state machine takes.
+    pub fn held(&self) -> latchkey_core::single_use::Held<'_> {
+        latchkey_core::single_use::Held {
+            kind: self.kind,
+            client_id: &self.grant.client_id,
+            expires_at: self.expires_at,
+            spent_at: self.used_at,
+            family_revoked: self.grant_revoked,
+            family_expires_at: self.grant.expires_at,
+            successor_used: self.successor_used,
+            redirect_uri: self.redirect_uri.as_deref(),
+            code_challenge: self.code_challenge.as_deref(),
+            scope: &self.scope,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -173,23 +189,6 @@ pub struct RefreshTokenRecord {
 pub struct TokensToStore {
     pub access: Option<AccessTokenRecord>,
     pub refresh: Option<RefreshTokenRecord>,
-}
-
-#[derive(Debug)]
-pub enum Rotation {
-    /// The presented refresh token was used up and the new tokens stored.
-    Rotated {
-        grant: Box<GrantRecord>,
-        scope: String,
-    },
-    /// The checks refused it; the claim was released, so the token still works for its owner.
-    Refused(latchkey_core::OAuthError),
-    /// An already-rotated token: the whole family is now revoked.
-    Replayed {
-        grant_id: String,
-    },
-    Expired,
-    Unknown,
 }
 
 /// A refresh token as seen by revocation and introspection.

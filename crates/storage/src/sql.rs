@@ -449,11 +449,6 @@ impl TryFrom<InteractionRow> for InteractionRecord {
 
 pub(crate) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const INSERT_CODE: &str = "INSERT INTO authorization_codes (code_hash, grant_id, redirect_uri, code_challenge, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-pub(crate) const CLAIM_CODE: &str = "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING grant_id, redirect_uri, code_challenge, nonce";
-/// RFC 6749 §4.1.3, RFC 9700 §4.14: a refused presentation (another client, a wrong
-/// redirect URI or verifier) spends nothing: its claim is released in the same transaction.
-pub(crate) const RELEASE_CODE: &str = "UPDATE authorization_codes SET used_at = NULL WHERE code_hash = $1";
-pub(crate) const PEEK_CODE: &str = "SELECT grant_id, used_at FROM authorization_codes WHERE code_hash = $1";
 pub(crate) const SELECT_LIVE_GRANT: &str = "SELECT id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at FROM grants WHERE id = $1 AND revoked_at IS NULL";
 pub(crate) const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 pub(crate) const DELETE_GRANT_ACCESS: &str = "DELETE FROM access_tokens WHERE grant_id = $1";
@@ -479,6 +474,25 @@ pub(crate) struct GrantRow {
     pub(crate) expires_at: i64,
 }
 
+impl GrantRow {
+    /// The same row through rusqlite (the SQLite hot path), by column name.
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            client_id: r.get("client_id")?,
+            user_id: r.get("user_id")?,
+            scope: r.get("scope")?,
+            claims: r.get("claims")?,
+            auth_time: r.get("auth_time")?,
+            acr: r.get("acr")?,
+            amr: r.get("amr")?,
+            sid: r.get("sid")?,
+            created_at: r.get("created_at")?,
+            expires_at: r.get("expires_at")?,
+        })
+    }
+}
+
 impl TryFrom<GrantRow> for GrantRecord {
     type Error = StoreError;
     fn try_from(r: GrantRow) -> StoreResult<GrantRecord> {
@@ -499,14 +513,6 @@ impl TryFrom<GrantRow> for GrantRecord {
             expires_at: r.expires_at,
         })
     }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct ClaimedCodeRow {
-    pub grant_id: String,
-    pub redirect_uri: Option<String>,
-    pub code_challenge: Option<String>,
-    pub nonce: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -593,10 +599,6 @@ where
 // ---- refresh tokens, revocation, housekeeping ----
 
 pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM grants WHERE id = $2 AND revoked_at IS NULL)";
-pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING grant_id, scope";
-/// RFC 6749 §6: a refused refresh (another client, a widened scope) spends nothing.
-pub(crate) const RELEASE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = NULL WHERE token_hash = $1";
-pub(crate) const PEEK_REFRESH: &str = "SELECT grant_id, used_at FROM refresh_tokens WHERE token_hash = $1";
 pub(crate) const SELECT_REFRESH: &str =
     "SELECT grant_id, scope, created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1";
 pub(crate) const SELECT_GRANT_ANY: &str = "SELECT id, client_id, user_id, scope, claims, auth_time, acr, amr, sid, created_at, expires_at, revoked_at FROM grants WHERE id = $1";
@@ -1399,74 +1401,80 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn redeem_code(
+            async fn find_credential(
                 &self,
-                code_hash: &latchkey_core::TokenHash,
-                now: latchkey_core::UnixTime,
-                decide: Box<$crate::CodeDecision>,
-            ) -> $crate::StoreResult<$crate::Redemption> {
+                kind: latchkey_core::single_use::Kind,
+                hash: &latchkey_core::TokenHash,
+            ) -> $crate::StoreResult<Option<$crate::StoredCredential>> {
                 if let Some(f) = self.fast() {
-                    return f.redeem_code(code_hash, now, decide).await;
+                    return f.find_credential(kind, hash);
                 }
                 if let Some(b) = self.batched() {
-                    return b.redeem_code(code_hash, now, decide).await;
+                    return b.find_credential(kind, hash).await;
+                }
+                let row: Option<$crate::single_use::CredentialRow> = sqlx::query_as($crate::single_use::find_sql(kind))
+                    .bind(hash.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| r.into_stored(kind)).transpose()
+            }
+
+            async fn commit_credential(
+                &self,
+                kind: latchkey_core::single_use::Kind,
+                hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+                tokens: &$crate::TokensToStore,
+            ) -> $crate::StoreResult<bool> {
+                if let Some(f) = self.fast() {
+                    return f.commit_credential(kind, hash, now, tokens).await;
+                }
+                if let Some(b) = self.batched() {
+                    return b.commit_credential(kind, hash, now, tokens).await;
                 }
                 let mut tx = self.begin().await?;
-                // RFC 6749 §4.1.2: single use, decided by one conditional UPDATE.
-                let claimed: Option<$crate::sql::ClaimedCodeRow> = sqlx::query_as($crate::sql::CLAIM_CODE)
-                    .bind(code_hash.as_str())
+                let claimed = sqlx::query($crate::single_use::claim_sql(kind))
+                    .bind(hash.as_str())
                     .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let outcome = match claimed {
-                    Some(c) => {
-                        let grant: Option<$crate::sql::GrantRow> = sqlx::query_as($crate::sql::SELECT_LIVE_GRANT)
-                            .bind(&c.grant_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        match grant {
-                            Some(g) => {
-                                let redeemed = $crate::RedeemedCode {
-                                    grant: g.try_into()?,
-                                    redirect_uri: c.redirect_uri,
-                                    code_challenge: c.code_challenge,
-                                    nonce: c.nonce,
-                                };
-                                match decide(&redeemed) {
-                                    Ok(t) => {
-                                        $crate::sql::store_tokens_in!(tx, t);
-                                        $crate::Redemption::Redeemed(Box::new(redeemed))
-                                    }
-                                    Err(e) => {
-                                        sqlx::query($crate::sql::RELEASE_CODE)
-                                            .bind(code_hash.as_str())
-                                            .execute(&mut *tx)
-                                            .await?;
-                                        $crate::Redemption::Refused(e)
-                                    }
-                                }
-                            }
-                            None => $crate::Redemption::Unknown,
-                        }
-                    }
-                    None => {
-                        let peek: Option<(String, Option<i64>)> = sqlx::query_as($crate::sql::PEEK_CODE)
-                            .bind(code_hash.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        match peek {
-                            None => $crate::Redemption::Unknown,
-                            Some((grant_id, Some(_))) => {
-                                // RFC 6749 §4.1.2: a reused code revokes what it produced.
-                                $crate::sql::revoke_family_in!(tx, &grant_id, now);
-                                $crate::Redemption::Replayed { grant_id }
-                            }
-                            Some((_, None)) => $crate::Redemption::Expired,
-                        }
-                    }
-                };
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !claimed {
+                    return Ok(false);
+                }
+                $crate::sql::store_tokens_in!(tx, tokens);
                 tx.commit().await?;
-                Ok(outcome)
+                Ok(true)
+            }
+
+            async fn undo_credential(
+                &self,
+                kind: latchkey_core::single_use::Kind,
+                hash: &latchkey_core::TokenHash,
+                tokens: &$crate::TokensToStore,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                if let Some(r) = &tokens.refresh {
+                    let gone = sqlx::query($crate::single_use::UNDO_SUCCESSOR)
+                        .bind(r.token_hash.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if gone != 1 {
+                        return Ok(false);
+                    }
+                }
+                if let Some(a) = &tokens.access {
+                    sqlx::query($crate::single_use::UNDO_ACCESS).bind(a.token_hash.as_str()).execute(&mut *tx).await?;
+                }
+                let unspent = sqlx::query($crate::single_use::unspend_sql(kind))
+                    .bind(hash.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(unspent == 1)
             }
 
             async fn store_access_token(&self, t: &$crate::AccessTokenRecord) -> $crate::StoreResult<bool> {
@@ -1517,75 +1525,6 @@ macro_rules! impl_store {
                 $crate::sql::store_tokens_in!(tx, t);
                 tx.commit().await?;
                 Ok(())
-            }
-
-            async fn rotate_refresh(
-                &self,
-                token_hash: &latchkey_core::TokenHash,
-                now: latchkey_core::UnixTime,
-                decide: Box<$crate::RefreshDecision>,
-            ) -> $crate::StoreResult<$crate::Rotation> {
-                if let Some(f) = self.fast() {
-                    return f.rotate_refresh(token_hash, now, decide).await;
-                }
-                if let Some(b) = self.batched() {
-                    return b.rotate_refresh(token_hash, now, decide).await;
-                }
-                let mut tx = self.begin().await?;
-                let claimed: Option<(String, String)> = sqlx::query_as($crate::sql::CLAIM_REFRESH)
-                    .bind(token_hash.as_str())
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let outcome = match claimed {
-                    Some((grant_id, scope)) => {
-                        let grant: Option<$crate::sql::GrantRow> = sqlx::query_as($crate::sql::SELECT_LIVE_GRANT)
-                            .bind(&grant_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        match grant {
-                            Some(g) => {
-                                let grant: $crate::GrantRecord = g.try_into()?;
-                                if grant.expires_at <= now {
-                                    $crate::Rotation::Expired
-                                } else {
-                                    match decide(&grant, &scope) {
-                                        Ok(t) => {
-                                            $crate::sql::store_tokens_in!(tx, t);
-                                            $crate::Rotation::Rotated { grant: Box::new(grant), scope }
-                                        }
-                                        Err(e) => {
-                                            sqlx::query($crate::sql::RELEASE_REFRESH)
-                                                .bind(token_hash.as_str())
-                                                .execute(&mut *tx)
-                                                .await?;
-                                            $crate::Rotation::Refused(e)
-                                        }
-                                    }
-                                }
-                            }
-                            None => $crate::Rotation::Unknown,
-                        }
-                    }
-                    None => {
-                        let peek: Option<(String, Option<i64>)> = sqlx::query_as($crate::sql::PEEK_REFRESH)
-                            .bind(token_hash.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        match peek {
-                            None => $crate::Rotation::Unknown,
-                            Some((grant_id, Some(_))) => {
-                                // RFC 9700 §4.14.2: a rotated refresh token presented again
-                                // revokes the whole family.
-                                $crate::sql::revoke_family_in!(tx, &grant_id, now);
-                                $crate::Rotation::Replayed { grant_id }
-                            }
-                            Some((_, None)) => $crate::Rotation::Expired,
-                        }
-                    }
-                };
-                tx.commit().await?;
-                Ok(outcome)
             }
 
             async fn get_refresh_token(

@@ -41,9 +41,11 @@ impl SqliteStore {
         // With the hot path, a checkpointer thread keeps the WAL short (see `fast`); commits do
         // not checkpoint.
         let in_memory = in_memory || opts.get_filename().as_os_str().is_empty();
-        let opts = match in_memory {
-            true => opts,
-            false => opts.pragma("wal_autocheckpoint", "0"),
+        // An in-memory database cannot be shared with the writer thread's connections.
+        let writer_thread = !in_memory && settings.database.sqlite_writer_thread;
+        let opts = match writer_thread {
+            false => opts,
+            true => opts.pragma("wal_autocheckpoint", "0"),
         };
         if !in_memory {
             private_files(opts.get_filename())?;
@@ -58,7 +60,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout))
             .connect_with(opts.clone())
             .await?;
-        let fast = match in_memory {
+        let fast = match !writer_thread {
             true => None,
             false => Some(crate::fast::Fast::open(
                 opts.get_filename(),

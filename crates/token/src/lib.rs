@@ -5,6 +5,7 @@ mod authorization_code;
 mod client_credentials;
 mod id_token;
 mod introspect;
+mod issue;
 mod memberships;
 mod refresh;
 mod revoke;
