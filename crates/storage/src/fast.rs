@@ -61,8 +61,7 @@ pub(crate) struct Fast {
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Held while a sqlx write runs, so it never overlaps a batch of the writer thread.
-pub(crate) type Gate = tokio::sync::OwnedMutexGuard<()>;
+pub(crate) use crate::sql::Gate;
 
 impl Fast {
     /// The writer thread and its connection; reader connections are opened on demand.
@@ -176,7 +175,7 @@ impl Fast {
             let amr = sql::to_json(&g.amr)?;
             exec(
                 conn,
-                sql::INSERT_GRANT,
+                crate::grants::INSERT_GRANT,
                 &[
                     &g.id,
                     &g.client_id,
@@ -193,7 +192,7 @@ impl Fast {
             )?;
             exec(
                 conn,
-                sql::INSERT_CODE,
+                crate::grants::INSERT_CODE,
                 &[
                     &c.code_hash.as_str(),
                     &c.grant_id,
@@ -256,8 +255,8 @@ impl Fast {
         now: UnixTime,
     ) -> StoreResult<Option<AccessTokenView>> {
         let row = self.read(|c| {
-            query_opt(c, sql::SELECT_ACCESS, &[&token_hash.as_str(), &now], |r| {
-                Ok(sql::AccessRow {
+            query_opt(c, crate::grants::SELECT_ACCESS, &[&token_hash.as_str(), &now], |r| {
+                Ok(crate::grants::AccessRow {
                     id: r.get("id")?,
                     grant_client_id: r.get("grant_client_id")?,
                     user_id: r.get("user_id")?,
@@ -281,14 +280,16 @@ impl Fast {
     }
 
     pub(crate) fn get_live_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
-        let row = self.read(|c| query_opt(c, sql::SELECT_LIVE_GRANT, &[&grant_id], sql::GrantRow::from_rusqlite))?;
+        let row = self.read(|c| {
+            query_opt(c, crate::grants::SELECT_LIVE_GRANT, &[&grant_id], crate::grants::GrantRow::from_rusqlite)
+        })?;
         row.map(TryInto::try_into).transpose()
     }
 
     pub(crate) fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
         let row = self.read(|c| {
-            query_opt(c, sql::SELECT_USER, &[&id], |r| {
-                Ok(sql::UserRow {
+            query_opt(c, crate::users::SELECT_USER, &[&id], |r| {
+                Ok(crate::users::UserRow {
                     id: r.get("id")?,
                     username: r.get("username")?,
                     password_hash: r.get("password_hash")?,
@@ -305,7 +306,7 @@ impl Fast {
     }
 
     pub(crate) fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let n = self.read(|c| query_opt(c, sql::SELECT_REVOKED_JTI, &[&jti], |r| r.get::<_, i64>(0)))?;
+        let n = self.read(|c| query_opt(c, crate::grants::SELECT_REVOKED_JTI, &[&jti], |r| r.get::<_, i64>(0)))?;
         Ok(n.unwrap_or(0) > 0)
     }
 }
@@ -562,12 +563,12 @@ fn access_insert(conn: &Connection, t: &AccessTokenRecord) -> rusqlite::Result<u
     match &t.grant_id {
         Some(g) => exec(
             conn,
-            sql::INSERT_GRANT_ACCESS,
+            crate::grants::INSERT_GRANT_ACCESS,
             &[&t.token_hash.as_str(), g, &t.client_id, &t.scope, &t.audience, &t.created_at, &t.expires_at],
         ),
         None => exec(
             conn,
-            sql::INSERT_CLIENT_ACCESS,
+            crate::grants::INSERT_CLIENT_ACCESS,
             &[&t.token_hash.as_str(), &t.client_id, &t.scope, &t.audience, &t.created_at, &t.expires_at],
         ),
     }
@@ -580,7 +581,7 @@ fn store_tokens(conn: &Connection, t: &TokensToStore) -> StoreResult<()> {
     if let Some(r) = &t.refresh {
         exec(
             conn,
-            sql::INSERT_REFRESH,
+            crate::grants::INSERT_REFRESH,
             &[&r.token_hash.as_str(), &r.grant_id, &r.scope, &r.created_at, &r.expires_at],
         )?;
     }

@@ -5,13 +5,25 @@
 //! The store never sees a raw secret: it takes [`TokenHash`]es, argon2id PHC strings and
 //! private keys already encrypted by the signer.
 
+mod audit;
+mod clients;
+mod directory;
 mod fast;
+mod flows;
+mod grants;
+mod health;
+mod keys;
+mod limits;
+mod maintenance;
+mod oidc;
 mod pg_batch;
 pub mod postgres;
 mod records;
+mod sessions;
 pub mod single_use;
 mod sql;
 pub mod sqlite;
+mod users;
 
 use async_trait::async_trait;
 use latchkey_core::claims::MembershipClaims;
@@ -144,6 +156,7 @@ pub trait Store:
     + SessionStore
     + FlowStore
     + GrantStore
+    + SingleUseStore
     + MaintenanceStore
     + OidcStore
     + CoordinationStore
@@ -160,6 +173,7 @@ impl<
         + SessionStore
         + FlowStore
         + GrantStore
+        + SingleUseStore
         + MaintenanceStore
         + OidcStore
         + CoordinationStore
@@ -210,11 +224,10 @@ pub trait FlowStore: Send + Sync {
     async fn put_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()>;
 }
 
-/// Grants, codes and tokens.
+/// The primitives of single-use credentials (codes, refresh tokens); [`single_use::present`]
+/// runs them around the decision of `latchkey_core::single_use`.
 #[async_trait]
-pub trait GrantStore: Send + Sync {
-    /// Store a new grant and its authorization code, atomically.
-    async fn issue_code(&self, grant: &GrantRecord, code: &CodeRecord) -> StoreResult<()>;
+pub trait SingleUseStore: Send + Sync {
     /// A single-use credential as stored, whatever its state, with its grant (no side
     /// effect). See [`single_use`] for how it is used.
     async fn find_credential(
@@ -241,6 +254,13 @@ pub trait GrantStore: Send + Sync {
         hash: &TokenHash,
         tokens: &TokensToStore,
     ) -> StoreResult<bool>;
+}
+
+/// Grants, codes and tokens.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Store a new grant and its authorization code, atomically.
+    async fn issue_code(&self, grant: &GrantRecord, code: &CodeRecord) -> StoreResult<()>;
     /// Store an access token unless its grant has been revoked (then false).
     async fn store_access_token(&self, t: &AccessTokenRecord) -> StoreResult<bool>;
     /// A live access token: unexpired, its grant not revoked.

@@ -16,8 +16,8 @@ use latchkey_core::model::User;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::single_use;
 use crate::{AccessTokenRecord, AccessTokenView, StoreError, StoreResult};
-use crate::{single_use, sql};
 use latchkey_core::single_use::Kind;
 
 /// Requests in one statement at most.
@@ -189,7 +189,7 @@ const SELECT_ACCESS_BATCH: &str = "SELECT q.i, g.id, g.client_id AS grant_client
 struct NumberedAccessRow {
     i: i64,
     #[sqlx(flatten)]
-    row: sql::AccessRow,
+    row: crate::grants::AccessRow,
 }
 
 async fn read_access(pool: PgPool, keys: Vec<(String, UnixTime)>) -> Vec<StoreResult<Option<AccessTokenView>>> {
@@ -214,7 +214,7 @@ async fn read_access(pool: PgPool, keys: Vec<(String, UnixTime)>) -> Vec<StoreRe
 const SELECT_USERS_BATCH: &str = "SELECT id, username, password_hash, email, email_verified, name, claims, created_at, updated_at FROM users WHERE id = ANY($1)";
 
 async fn read_users(pool: PgPool, ids: Vec<String>) -> Vec<StoreResult<Option<User>>> {
-    let rows: Vec<sql::UserRow> = match sqlx::query_as(SELECT_USERS_BATCH).bind(&ids).fetch_all(&pool).await {
+    let rows: Vec<crate::users::UserRow> = match sqlx::query_as(SELECT_USERS_BATCH).bind(&ids).fetch_all(&pool).await {
         Ok(r) => r,
         Err(e) => return all_failed(ids.len(), &e),
     };
@@ -275,7 +275,7 @@ async fn insert_access(pool: PgPool, tokens: Vec<AccessTokenRecord>) -> Vec<Stor
             // One statement failed as a whole: each insert alone, so only the bad one fails.
             let mut out = Vec::with_capacity(tokens.len());
             for t in &tokens {
-                out.push(match sql::access_insert(t).execute(&pool).await {
+                out.push(match crate::grants::access_insert(t).execute(&pool).await {
                     Ok(r) => Ok(r.rows_affected() == 1),
                     Err(e) => Err(StoreError::Database(e)),
                 });

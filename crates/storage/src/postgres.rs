@@ -83,7 +83,20 @@ impl PgStore {
     }
 }
 
-crate::sql::impl_store!(PgStore);
+// The store traits, one aggregate each (SQL and impl in the aggregate's module).
+crate::audit::impl_audit_store!(PgStore);
+crate::clients::impl_client_store!(PgStore);
+crate::directory::impl_directory_store!(PgStore);
+crate::flows::impl_flow_store!(PgStore);
+crate::grants::impl_grant_store!(PgStore);
+crate::single_use::impl_single_use_store!(PgStore);
+crate::health::impl_health_store!(PgStore);
+crate::keys::impl_key_store!(PgStore);
+crate::limits::impl_limit_store!(PgStore);
+crate::maintenance::impl_maintenance_store!(PgStore);
+crate::oidc::impl_oidc_store!(PgStore);
+crate::sessions::impl_session_store!(PgStore);
+crate::users::impl_user_store!(PgStore);
 
 /// The channel `NOTIFY`d when signing keys change.
 pub const KEYS_CHANNEL: &str = "latchkey_keys";

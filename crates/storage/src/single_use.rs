@@ -31,7 +31,7 @@ use crate::{Store, StoreError, StoreResult, StoredCredential, TokensToStore};
 
 // ---- SQL, the same text on SQLite and PostgreSQL ----
 
-/// Both finds read the grant under `sql::GrantRow`'s column names, then the credential's.
+/// Both finds read the grant under `crate::grants::GrantRow`'s column names, then the credential's.
 pub(crate) const FIND_CODE: &str = "SELECT g.id, g.client_id, g.user_id, g.scope, g.claims, g.auth_time, g.acr, g.amr, g.sid, g.created_at, g.expires_at, g.revoked_at, c.expires_at AS credential_expires_at, c.used_at AS credential_used_at, c.redirect_uri, c.code_challenge, c.nonce, g.scope AS credential_scope, CAST(0 AS BIGINT) AS successor_used FROM authorization_codes c JOIN grants g ON g.id = c.grant_id WHERE c.code_hash = $1";
 
 /// `successor_used` is looked up only for a spent token (a replay or a retry), on the index of
@@ -101,7 +101,7 @@ pub(crate) fn unspend_sql(kind: Kind) -> &'static str {
 #[derive(sqlx::FromRow)]
 pub(crate) struct CredentialRow {
     #[sqlx(flatten)]
-    pub(crate) grant: crate::sql::GrantRow,
+    pub(crate) grant: crate::grants::GrantRow,
     pub(crate) revoked_at: Option<i64>,
     pub(crate) credential_expires_at: i64,
     pub(crate) credential_used_at: Option<i64>,
@@ -124,7 +124,7 @@ impl CredentialRow {
     /// The same row through rusqlite (the SQLite hot path), by column name.
     pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            grant: crate::sql::GrantRow::from_rusqlite(r)?,
+            grant: crate::grants::GrantRow::from_rusqlite(r)?,
             revoked_at: r.get("revoked_at")?,
             credential_expires_at: r.get("credential_expires_at")?,
             credential_used_at: r.get("credential_used_at")?,
@@ -373,3 +373,92 @@ async fn commit_handed_over(
     drop(waiter);
     result
 }
+
+// ---- the primitives on every backend path ----
+
+/// `SingleUseStore` for both backends: the SQLite writer thread (`fast`) or the PostgreSQL
+/// batches (`pg_batch`) when present, else plain sqlx with the statements above.
+macro_rules! impl_single_use_store {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::SingleUseStore for $ty {
+            async fn find_credential(
+                &self,
+                kind: latchkey_core::single_use::Kind,
+                hash: &latchkey_core::TokenHash,
+            ) -> $crate::StoreResult<Option<$crate::StoredCredential>> {
+                if let Some(f) = self.fast() {
+                    return f.find_credential(kind, hash);
+                }
+                if let Some(b) = self.batched() {
+                    return b.find_credential(kind, hash).await;
+                }
+                let row: Option<$crate::single_use::CredentialRow> = sqlx::query_as($crate::single_use::find_sql(kind))
+                    .bind(hash.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| r.into_stored(kind)).transpose()
+            }
+
+            async fn commit_credential(
+                &self,
+                kind: latchkey_core::single_use::Kind,
+                hash: &latchkey_core::TokenHash,
+                now: latchkey_core::UnixTime,
+                tokens: &$crate::TokensToStore,
+            ) -> $crate::StoreResult<bool> {
+                if let Some(f) = self.fast() {
+                    return f.commit_credential(kind, hash, now, tokens).await;
+                }
+                if let Some(b) = self.batched() {
+                    return b.commit_credential(kind, hash, now, tokens).await;
+                }
+                let mut tx = self.begin().await?;
+                let claimed = sqlx::query($crate::single_use::claim_sql(kind))
+                    .bind(hash.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !claimed {
+                    return Ok(false);
+                }
+                $crate::grants::store_tokens_in!(tx, tokens);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn undo_credential(
+                &self,
+                kind: latchkey_core::single_use::Kind,
+                hash: &latchkey_core::TokenHash,
+                tokens: &$crate::TokensToStore,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                if let Some(r) = &tokens.refresh {
+                    let gone = sqlx::query($crate::single_use::UNDO_SUCCESSOR)
+                        .bind(r.token_hash.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if gone != 1 {
+                        return Ok(false);
+                    }
+                }
+                if let Some(a) = &tokens.access {
+                    sqlx::query($crate::single_use::UNDO_ACCESS).bind(a.token_hash.as_str()).execute(&mut *tx).await?;
+                }
+                let unspent = sqlx::query($crate::single_use::unspend_sql(kind))
+                    .bind(hash.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(unspent == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_single_use_store;

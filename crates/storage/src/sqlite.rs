@@ -140,7 +140,20 @@ impl SqliteStore {
     }
 }
 
-crate::sql::impl_store!(SqliteStore);
+// The store traits, one aggregate each (SQL and impl in the aggregate's module).
+crate::audit::impl_audit_store!(SqliteStore);
+crate::clients::impl_client_store!(SqliteStore);
+crate::directory::impl_directory_store!(SqliteStore);
+crate::flows::impl_flow_store!(SqliteStore);
+crate::grants::impl_grant_store!(SqliteStore);
+crate::single_use::impl_single_use_store!(SqliteStore);
+crate::health::impl_health_store!(SqliteStore);
+crate::keys::impl_key_store!(SqliteStore);
+crate::limits::impl_limit_store!(SqliteStore);
+crate::maintenance::impl_maintenance_store!(SqliteStore);
+crate::oidc::impl_oidc_store!(SqliteStore);
+crate::sessions::impl_session_store!(SqliteStore);
+crate::users::impl_user_store!(SqliteStore);
 
 /// The database holds password hashes, personal data and the audit log: its directory is
 /// created 0700 and the file 0600 before SQLite opens it. SQLite gives the `-wal` and `-shm`
