@@ -72,14 +72,34 @@ pub(crate) fn role_grant_views(rows: Vec<RoleGrantRow>) -> Vec<crate::RoleGrantV
     v
 }
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct GroupRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GroupSummaryRow {
+    #[sqlx(flatten)]
+    pub(crate) group: GroupRow,
+    pub(crate) members: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MembershipRow {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+}
+
 /// (kind, name) rows of MEMBERSHIPS, split and sorted by bytes.
-pub(crate) fn memberships_of(rows: Vec<(String, String)>) -> latchkey_core::model::Memberships {
+pub(crate) fn memberships_of(rows: Vec<MembershipRow>) -> latchkey_core::model::Memberships {
     let mut m = latchkey_core::model::Memberships::default();
-    for (kind, name) in rows {
-        if kind == "group" {
-            m.groups.push(name);
+    for r in rows {
+        if r.kind == "group" {
+            m.groups.push(r.name);
         } else {
-            m.roles.push(name);
+            m.roles.push(r.name);
         }
     }
     m.groups.sort();
@@ -108,21 +128,25 @@ macro_rules! impl_directory_store {
             }
 
             async fn get_group_by_name(&self, name: &str) -> $crate::StoreResult<Option<latchkey_core::model::Group>> {
-                let row: Option<(String, String, i64)> = sqlx::query_as($crate::directory::SELECT_GROUP_BY_NAME)
+                let row: Option<$crate::directory::GroupRow> = sqlx::query_as($crate::directory::SELECT_GROUP_BY_NAME)
                     .bind(name)
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(row.map(|(id, name, created_at)| latchkey_core::model::Group { id, name, created_at }))
+                Ok(row.map(|r| latchkey_core::model::Group { id: r.id, name: r.name, created_at: r.created_at }))
             }
 
             async fn list_groups(&self) -> $crate::StoreResult<Vec<$crate::GroupSummary>> {
-                let rows: Vec<(String, String, i64, i64)> =
+                let rows: Vec<$crate::directory::GroupSummaryRow> =
                     sqlx::query_as($crate::directory::LIST_GROUPS).fetch_all(&self.pool).await?;
                 let mut v: Vec<$crate::GroupSummary> = rows
                     .into_iter()
-                    .map(|(id, name, created_at, members)| $crate::GroupSummary {
-                        group: latchkey_core::model::Group { id, name, created_at },
-                        members,
+                    .map(|r| $crate::GroupSummary {
+                        group: latchkey_core::model::Group {
+                            id: r.group.id,
+                            name: r.group.name,
+                            created_at: r.group.created_at,
+                        },
+                        members: r.members,
                     })
                     .collect();
                 v.sort_by(|a, b| a.group.name.cmp(&b.group.name));
@@ -225,7 +249,7 @@ macro_rules! impl_directory_store {
                 if !wanted.any() {
                     return Ok(latchkey_core::model::Memberships::default());
                 }
-                let rows: Vec<(String, String)> = sqlx::query_as($crate::directory::MEMBERSHIPS)
+                let rows: Vec<$crate::directory::MembershipRow> = sqlx::query_as($crate::directory::MEMBERSHIPS)
                     .bind(user_id)
                     .bind(client_id)
                     .bind(wanted.groups)

@@ -16,10 +16,17 @@ pub(crate) const PRUNE_KEYS: &str = "DELETE FROM signing_keys WHERE retired_at I
 
 pub(crate) const REWRAP_KEY: &str = "UPDATE signing_keys SET private_key = $2 WHERE kid = $1";
 
-pub(crate) const LIST_SEALED_KEYS: &str = "SELECT kid, private_key FROM signing_keys ORDER BY kid";
+/// A sealed value with what it belongs to (a key's kid, a client's id).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SealedRow {
+    pub(crate) id: String,
+    pub(crate) sealed: String,
+}
+
+pub(crate) const LIST_SEALED_KEYS: &str = "SELECT kid AS id, private_key AS sealed FROM signing_keys ORDER BY kid";
 
 pub(crate) const LIST_SEALED_CLIENT_SECRETS: &str =
-    "SELECT client_id, secret_enc FROM clients WHERE secret_enc IS NOT NULL ORDER BY client_id";
+    "SELECT client_id AS id, secret_enc AS sealed FROM clients WHERE secret_enc IS NOT NULL ORDER BY client_id";
 
 pub(crate) const SET_CLIENT_SECRET_ENC: &str = "UPDATE clients SET secret_enc = $2 WHERE client_id = $1";
 
@@ -137,10 +144,13 @@ macro_rules! impl_key_store {
                 let mut tx = self.begin().await?;
                 Self::lock_keys(&mut tx).await?;
                 Self::lock_sealed(&mut tx).await?;
-                let keys: Vec<(String, String)> =
+                let keys: Vec<$crate::keys::SealedRow> =
                     sqlx::query_as($crate::keys::LIST_SEALED_KEYS).fetch_all(&mut *tx).await?;
-                let client_secrets: Vec<(String, String)> =
+                let keys: Vec<(String, String)> = keys.into_iter().map(|r| (r.id, r.sealed)).collect();
+                let client_secrets: Vec<$crate::keys::SealedRow> =
                     sqlx::query_as($crate::keys::LIST_SEALED_CLIENT_SECRETS).fetch_all(&mut *tx).await?;
+                let client_secrets: Vec<(String, String)> =
+                    client_secrets.into_iter().map(|r| (r.id, r.sealed)).collect();
                 let mut meta = Vec::new();
                 for k in meta_keys {
                     let row: Option<(String,)> =

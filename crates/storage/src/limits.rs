@@ -2,7 +2,13 @@
 //! (read by column name), and the store trait's implementation, expanded once per backend (the code
 //! is the same; only the sqlx database type differs).
 
-pub(crate) const LOGIN_STATE: &str = "SELECT CASE WHEN updated_at < $3 THEN 0 ELSE failures END, blocked_until \
+#[derive(sqlx::FromRow)]
+pub(crate) struct LoginStateRow {
+    pub(crate) failures: i64,
+    pub(crate) blocked_until: i64,
+}
+
+pub(crate) const LOGIN_STATE: &str = "SELECT CASE WHEN updated_at < $3 THEN 0 ELSE failures END AS failures, blocked_until \
      FROM login_throttle WHERE account = $1 AND source = $2";
 
 pub(crate) const LOGIN_FAILURE: &str = "INSERT INTO login_throttle (account, source, failures, blocked_until, updated_at) \
@@ -27,13 +33,13 @@ macro_rules! impl_limit_store {
                 source: &str,
                 forget_before: latchkey_core::UnixTime,
             ) -> $crate::StoreResult<(i64, latchkey_core::UnixTime)> {
-                let row: Option<(i64, i64)> = sqlx::query_as($crate::limits::LOGIN_STATE)
+                let row: Option<$crate::limits::LoginStateRow> = sqlx::query_as($crate::limits::LOGIN_STATE)
                     .bind(account)
                     .bind(source)
                     .bind(forget_before)
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(row.unwrap_or((0, 0)))
+                Ok(row.map_or((0, 0), |r| (r.failures, r.blocked_until)))
             }
 
             async fn record_login_failure(

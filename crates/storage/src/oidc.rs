@@ -15,6 +15,12 @@ pub(crate) const INSERT_SESSION_CLIENT: &str =
 
 pub(crate) const TAKE_SESSION_CLIENTS: &str = "DELETE FROM session_clients WHERE sid = $1 RETURNING client_id";
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionClientRow {
+    pub(crate) sid: String,
+    pub(crate) client_id: String,
+}
+
 pub(crate) const TAKE_USER_SESSION_CLIENTS: &str =
     "DELETE FROM session_clients WHERE user_id = $1 RETURNING sid, client_id";
 
@@ -137,11 +143,11 @@ macro_rules! impl_oidc_store {
             }
 
             async fn take_user_session_clients(&self, user_id: &str) -> $crate::StoreResult<Vec<(String, String)>> {
-                let rows: Vec<(String, String)> = sqlx::query_as($crate::oidc::TAKE_USER_SESSION_CLIENTS)
+                let rows: Vec<$crate::oidc::SessionClientRow> = sqlx::query_as($crate::oidc::TAKE_USER_SESSION_CLIENTS)
                     .bind(user_id)
                     .fetch_all(&mut *self.write().await?)
                     .await?;
-                Ok(rows)
+                Ok(rows.into_iter().map(|r| (r.sid, r.client_id)).collect())
             }
 
             async fn enqueue_logouts(&self, items: &[$crate::OutboxItem]) -> $crate::StoreResult<()> {
