@@ -71,7 +71,7 @@ async fn handle(state: AppState, raw: Result<Bytes, ParamError>, headers: Header
     let (params, via_par) = match request_object::resolve(&state, &client, params.clone()).await {
         Ok(x) => x,
         Err(e) => {
-            let openid = params.get("scope").is_some_and(|s| s.split(' ').any(|t| t == "openid"));
+            let openid = params.get("scope").is_some_and(latchkey_core::scope::is_openid);
             return match check_redirect_uri(&client, params.get("redirect_uri"), openid) {
                 Ok(checked) => {
                     let mode = ResponseMode::parse(params.get("response_mode")).unwrap_or(ResponseMode::Query);
@@ -84,7 +84,7 @@ async fn handle(state: AppState, raw: Result<Bytes, ParamError>, headers: Header
     };
 
     // 3. Redirect URI. OIDC requests (scope contains openid) must send it.
-    let openid = params.get("scope").is_some_and(|s| s.split(' ').any(|t| t == "openid"));
+    let openid = params.get("scope").is_some_and(latchkey_core::scope::is_openid);
     let checked = match check_redirect_uri(&client, params.get("redirect_uri"), openid) {
         Ok(c) => c,
         Err(e) => return ErrorPage::new(e).into_response(),

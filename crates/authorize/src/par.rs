@@ -48,7 +48,7 @@ async fn push(
     for k in ["client_secret", "client_assertion", "client_assertion_type"] {
         params.remove(k);
     }
-    let openid = params.get("scope").is_some_and(|s| s.split(' ').any(|t| t == "openid"));
+    let openid = params.get("scope").is_some_and(latchkey_core::scope::is_openid);
     let checked = check_redirect_uri(client, params.get("redirect_uri"), openid)?;
     let mode = ResponseMode::parse(params.get("response_mode"));
     let state_param = params.get("state").map(str::to_owned);

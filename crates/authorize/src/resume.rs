@@ -30,7 +30,7 @@ pub async fn resume(State(state): State<AppState>, QueryParams(q): QueryParams, 
         Err(e) => return ErrorPage::new(OAuthError::server_error(e)).into_response(),
     };
     let req = rec.request.clone();
-    let openid = req.scope.split(' ').any(|s| s == "openid");
+    let openid = req.is_openid();
     let sent = req.redirect_uri_sent.then_some(req.redirect_uri.as_str());
     let checked = match check_redirect_uri(&client, sent, openid) {
         Ok(c) => c,

@@ -91,6 +91,13 @@ pub struct AuthorizationRequest {
     pub claims: Option<serde_json::Value>,
 }
 
+impl AuthorizationRequest {
+    /// An OpenID Connect request (its scope holds `openid`).
+    pub fn is_openid(&self) -> bool {
+        crate::scope::is_openid(&self.scope)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

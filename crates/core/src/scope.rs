@@ -9,6 +9,17 @@ use std::fmt;
 pub const USER_SCOPES: &[&str] =
     &["openid", "profile", "email", "address", "phone", "groups", "roles", "offline_access"];
 
+/// Whether a space-separated scope string holds `token` (no allocation: for a raw parameter
+/// not yet validated, or a stored scope).
+pub fn holds(raw: &str, token: &str) -> bool {
+    raw.split(' ').any(|t| t == token)
+}
+
+/// An OpenID Connect request: its scope holds `openid` (OIDC Core §3.1.2.1). The one test of it.
+pub fn is_openid(raw: &str) -> bool {
+    holds(raw, "openid")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scope(BTreeSet<String>);
 
@@ -30,6 +41,11 @@ impl Scope {
 
     pub fn from_tokens<I: IntoIterator<Item = S>, S: Into<String>>(it: I) -> Self {
         Self(it.into_iter().map(Into::into).collect())
+    }
+
+    /// An OpenID Connect scope (holds `openid`).
+    pub fn is_openid(&self) -> bool {
+        self.contains("openid")
     }
 
     pub fn contains(&self, s: &str) -> bool {

@@ -57,7 +57,7 @@ async fn mint(
     let audience = state.settings.default_audience().to_owned();
     let parsed = Scope::parse(scope).unwrap_or_default();
     // OIDC Core §12.2: an ID token on refresh too (keeping sub and auth_time, without nonce).
-    let with_id_token = parsed.contains("openid");
+    let with_id_token = parsed.is_openid();
     let mut wanted = MembershipClaims::default();
     if access::format_for(state, client) == latchkey_core::model::AccessTokenFormat::Jwt {
         wanted = wanted.union(MembershipClaims::for_scope(&parsed));

@@ -16,7 +16,7 @@ use crate::issue;
 /// `offline_access` (OIDC Core §11) or the client's policy allows refresh without it.
 pub fn issues_refresh(client: &Client, scope: &str) -> bool {
     client.allows_grant(GrantType::RefreshToken)
-        && (client.refresh_without_offline_access || scope.split(' ').any(|s| s == "offline_access"))
+        && (client.refresh_without_offline_access || latchkey_core::scope::holds(scope, "offline_access"))
 }
 
 /// A new refresh token of `grant`: idle lifetime from now, never past the grant's absolute end.

@@ -72,7 +72,7 @@ async fn respond(state: &AppState, presented: Presented) -> Response {
         Err(e) => return latchkey_web::BackChannel::new(OAuthError::server_error(e)).into_response(),
     };
     let scope = Scope::parse(&view.scope).unwrap_or_default();
-    if !scope.contains("openid") {
+    if !scope.is_openid() {
         let mut b = Bearer::error(
             realm,
             OAuthError::new(latchkey_core::ErrorCode::InsufficientScope, "the access token lacks the openid scope"),
