@@ -105,38 +105,36 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let rt2 = t2["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt2, "rotated");
     assert_eq!(introspect(&srv, &c, &first_at).await["active"], true);
-    // The confidential client presents rt1 again at once, its successor unused: the retry of a
-    // lost response (lifetimes.refresh_retry_grace). Refused, and the family is kept.
-    let r = refresh(&srv, &c, &rt1, &[]).await;
-    assert_eq!(err(r).await, "invalid_grant");
-    assert_eq!(introspect(&srv, &c, &first_at).await["active"], true, "a retry does not revoke");
-    // Once the successor has been used, rt1 again is a replay (RFC 9700 §4.14.2): invalid_grant,
-    // and everything descended from the grant dies.
-    let r = refresh(&srv, &c, &rt2, &[]).await;
-    assert_eq!(r.status(), 200);
-    let t3: Value = r.json().await.unwrap();
+    // Reuse of the rotated token: invalid_grant, and everything descended from the grant dies.
     let r = refresh(&srv, &c, &rt1, &[]).await;
     assert_eq!(err(r).await, "invalid_grant");
     assert_eq!(introspect(&srv, &c, &first_at).await, serde_json::json!({"active": false}));
-    assert_eq!(introspect(&srv, &c, t3["access_token"].as_str().unwrap()).await["active"], false);
-    let r = refresh(&srv, &c, t3["refresh_token"].as_str().unwrap(), &[]).await;
+    assert_eq!(introspect(&srv, &c, t2["access_token"].as_str().unwrap()).await["active"], false);
+    let r = refresh(&srv, &c, &rt2, &[]).await;
     assert_eq!(err(r).await, "invalid_grant");
 }
 
-/// No grace for a public client (RFC 9700 §4.14.2: rotation is its replay detection), nor for a
-/// confidential one when the grace is off: a rotated token presented again revokes at once.
+/// With `lifetimes.refresh_retry_grace`, a confidential client presenting the token it has
+/// just rotated (its successor still unused) is refused without losing its grant: the retry of
+/// a lost response. Once the successor was used, the old token again is a replay.
 #[tokio::test]
-async fn without_the_retry_grace_an_immediate_reuse_revokes_the_family() {
-    let srv = TestServer::start_with(|s| s.lifetimes.refresh_retry_grace = 0).await;
+async fn with_the_retry_grace_a_confidential_clients_immediate_retry_keeps_the_family() {
+    let srv = TestServer::start_with(|s| s.lifetimes.refresh_retry_grace = 10).await;
     let (t, c) = offline_tokens(&srv, ClientOpts::default()).await;
     let first_at = t["access_token"].as_str().unwrap().to_string();
     let rt1 = t["refresh_token"].as_str().unwrap().to_string();
     let t2: Value = refresh(&srv, &c, &rt1, &[]).await.json().await.unwrap();
     let r = refresh(&srv, &c, &rt1, &[]).await;
     assert_eq!(err(r).await, "invalid_grant");
-    assert_eq!(introspect(&srv, &c, &first_at).await, serde_json::json!({"active": false}));
+    assert_eq!(introspect(&srv, &c, &first_at).await["active"], true, "a retry does not revoke");
     let r = refresh(&srv, &c, t2["refresh_token"].as_str().unwrap(), &[]).await;
+    assert_eq!(r.status(), 200);
+    let t3: Value = r.json().await.unwrap();
+    let r = refresh(&srv, &c, &rt1, &[]).await;
     assert_eq!(err(r).await, "invalid_grant");
+    assert_eq!(introspect(&srv, &c, &first_at).await, serde_json::json!({"active": false}));
+    let r = refresh(&srv, &c, t3["refresh_token"].as_str().unwrap(), &[]).await;
+    assert_eq!(err(r).await, "invalid_grant", "the replay revoked the family");
 }
 
 #[tokio::test]

@@ -69,8 +69,8 @@ pub struct Lifetimes {
     pub refresh_token_public_idle: i64,
     /// Seconds after a rotation during which a confidential client presenting the refresh
     /// token it just rotated (its successor still unused) is answered `invalid_grant` without
-    /// revoking the family: the retry of a lost response. 0 turns it off; public clients never
-    /// get it (RFC 9700 §4.14.2).
+    /// revoking the family: the retry of a lost response. 0 (the default) turns it off; public
+    /// clients never get it (RFC 9700 §4.14.2).
     pub refresh_retry_grace: i64,
     pub session: i64,
     /// How long a pending authorization request waits for the user to log in and consent.
@@ -433,7 +433,7 @@ impl Default for Lifetimes {
             refresh_token_idle: 14 * 86400,
             refresh_token_public_absolute: 86400,
             refresh_token_public_idle: 8 * 3600,
-            refresh_retry_grace: 10,
+            refresh_retry_grace: 0,
             session: 86400,
             interaction: 900,
         }

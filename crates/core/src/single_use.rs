@@ -149,7 +149,8 @@ impl Refusal {
         let noun = kind.noun();
         match self {
             Refusal::Unknown | Refusal::Revoked => OAuthError::invalid_grant(format!("the {noun} is not valid")),
-            Refusal::ForeignClient => OAuthError::invalid_grant(format!("the {noun} was issued to another client")),
+            // The same words as for an unknown one: another client learns nothing of it.
+            Refusal::ForeignClient => OAuthError::invalid_grant(format!("the {noun} is not valid")),
             Refusal::RedirectUriMismatch => {
                 OAuthError::invalid_grant("redirect_uri does not match the authorization request")
             }
@@ -161,9 +162,8 @@ impl Refusal {
             Refusal::PkceRequired => OAuthError::invalid_grant("public clients must use PKCE"),
             Refusal::ScopeWidened => OAuthError::invalid_scope("the requested scope exceeds the original grant"),
             Refusal::Expired => OAuthError::invalid_grant(format!("the {noun} has expired")),
-            Refusal::RetryAfterRotation => OAuthError::invalid_grant(format!(
-                "the {noun} was already used moments ago; its successor was issued in that response"
-            )),
+            // The words of a replay: the presenter learns nothing of the successor.
+            Refusal::RetryAfterRotation => OAuthError::invalid_grant(format!("the {noun} was already used")),
         }
     }
 }
@@ -210,14 +210,16 @@ pub fn decide(held: Option<&Held<'_>>, p: &Presented<'_>) -> Decision {
         return Decision::Refuse(Refusal::Revoked);
     }
     if let Some(spent_at) = h.spent_at {
-        // RFC 9700 §4.14.2 binds refresh-token rotation to public clients; a confidential
-        // client's refresh tokens are bound to its credentials (RFC 6749 §6), so a second
-        // presentation right after a rotation whose successor nobody has used yet is its own
-        // retry of a lost response, not an attacker's: refused without revoking.
+        // Opt-in (`lifetimes.refresh_retry_grace`, 0 by default). RFC 9700 §4.14.2 binds
+        // refresh-token rotation to public clients; a confidential client's refresh tokens are
+        // bound to its credentials (RFC 6749 §6), so a second presentation right after a
+        // rotation whose successor nobody has used yet is most likely its own retry of a lost
+        // response: refused without revoking. The price: a thief holding both the refresh token
+        // and the client's secret who rotates first is not detected by the client's retry.
         if h.kind == Kind::RefreshToken
             && !p.public_client
             && p.refresh_retry_grace > 0
-            && p.now.saturating_sub(spent_at) <= p.refresh_retry_grace
+            && (0..=p.refresh_retry_grace).contains(&p.now.saturating_sub(spent_at))
             && !h.successor_used
         {
             return Decision::Refuse(Refusal::RetryAfterRotation);

@@ -245,13 +245,14 @@ pub trait SingleUseStore: Send + Sync {
         now: UnixTime,
         tokens: &TokensToStore,
     ) -> StoreResult<bool>;
-    /// Reverse a commit whose response was never handed over: delete `tokens` and make the
-    /// credential unspent again, in one transaction; false (nothing changed) when the
-    /// successor refresh token in `tokens` has been used or is gone.
+    /// Reverse a commit (made at `committed_at`) whose response was never handed over: delete
+    /// `tokens` and make the credential unspent again, in one transaction; false (nothing
+    /// changed) when the successor refresh token in `tokens` has been used or is gone.
     async fn undo_credential(
         &self,
         kind: latchkey_core::single_use::Kind,
         hash: &TokenHash,
+        committed_at: UnixTime,
         tokens: &TokensToStore,
     ) -> StoreResult<bool>;
 }

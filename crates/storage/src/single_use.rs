@@ -60,14 +60,16 @@ pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 W
 pub(crate) const CLAIM_CODES_BATCH: &str = "UPDATE authorization_codes a SET used_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(hash, now) WHERE a.code_hash = q.hash AND a.used_at IS NULL AND a.expires_at > q.now AND COALESCE((SELECT g.revoked_at IS NULL FROM grants g WHERE g.id = a.grant_id), false) RETURNING a.code_hash";
 pub(crate) const CLAIM_REFRESH_BATCH: &str = "UPDATE refresh_tokens r SET used_at = q.now FROM UNNEST($1::text[], $2::int8[]) AS q(hash, now) WHERE r.token_hash = q.hash AND r.used_at IS NULL AND r.expires_at > q.now AND COALESCE((SELECT g.revoked_at IS NULL AND g.expires_at > q.now FROM grants g WHERE g.id = r.grant_id), false) RETURNING r.token_hash";
 
-/// Undo: the tokens a commit stored (a successor refresh token only while unused), then the
-/// credential unspent again.
+/// Undo: the grant's row first (the lock a revocation takes first too, so the two cannot
+/// deadlock), the tokens a commit stored (a successor refresh token only while unused), then
+/// the credential unspent again — only the spending of that commit (`used_at` its time).
+pub(crate) const UNDO_LOCK_GRANT: &str = "UPDATE grants SET revoked_at = revoked_at WHERE id = $1";
 pub(crate) const UNDO_ACCESS: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
 pub(crate) const UNDO_SUCCESSOR: &str = "DELETE FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL";
 pub(crate) const UNSPEND_CODE: &str =
-    "UPDATE authorization_codes SET used_at = NULL WHERE code_hash = $1 AND used_at IS NOT NULL";
+    "UPDATE authorization_codes SET used_at = NULL WHERE code_hash = $1 AND used_at = $2";
 pub(crate) const UNSPEND_REFRESH: &str =
-    "UPDATE refresh_tokens SET used_at = NULL WHERE token_hash = $1 AND used_at IS NOT NULL";
+    "UPDATE refresh_tokens SET used_at = NULL WHERE token_hash = $1 AND used_at = $2";
 
 pub(crate) fn find_sql(kind: Kind) -> &'static str {
     match kind {
@@ -232,13 +234,29 @@ where
     let now = presented.now;
     // A lost commit is followed by one look at the new state; more than a few rounds means
     // commits keep being undone under us, and the presentation gives up without effect.
+    let mut waited = 0;
     for _ in 0..3 {
         let stored = store.find_credential(kind, hash).await?;
-        match decide(stored.as_ref().map(StoredCredential::held).as_ref(), presented) {
+        let decision = decide(stored.as_ref().map(StoredCredential::held).as_ref(), presented);
+        // Spent by a commit being undone here (its request went away): wait for the undo, a few
+        // milliseconds, and look again.
+        if matches!(decision, Decision::Replay | Decision::Refuse(Refusal::RetryAfterRotation))
+            && is_undoing(store, hash)
+        {
+            while is_undoing(store, hash) && waited < 200 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                waited += 1;
+            }
+            continue;
+        }
+        match decision {
             Decision::Refuse(r) => return Ok(Outcome::Refused(r)),
             Decision::Replay => {
                 let Some(s) = stored else { return Ok(Outcome::Refused(Refusal::Unknown)) };
-                store.revoke_grant(&s.grant.id, now).await?;
+                // In a task of its own: a replayer that goes away does not stop the revocation.
+                let (st, grant_id) = (store.clone(), s.grant.id.clone());
+                let revoked = tokio::spawn(async move { st.revoke_grant(&grant_id, now).await });
+                revoked.await.map_err(|e| StoreError::Engine(format!("the revocation task failed: {e}")))??;
                 return Ok(Outcome::Replayed { grant_id: s.grant.id });
             }
             Decision::Issue { scope } => {
@@ -268,10 +286,36 @@ enum Handoff {
 
 type Shared = Arc<Mutex<Handoff>>;
 
+/// Credentials whose commit is being undone in this process: a presentation that finds one
+/// spent waits for the undo before deciding (else a client's quick retry would be taken for a
+/// replay). Bounded by the requests in flight.
+fn undoing() -> &'static Mutex<std::collections::HashSet<String>> {
+    static UNDOING: std::sync::OnceLock<Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    UNDOING.get_or_init(|| Mutex::new(std::collections::HashSet::new()))
+}
+
+/// The registry's key: the credential in this store.
+fn undo_key(store: &Arc<dyn Store>, hash: &TokenHash) -> String {
+    format!("{:p}/{}", Arc::as_ptr(store), hash.as_str())
+}
+
+fn is_undoing(store: &Arc<dyn Store>, hash: &TokenHash) -> bool {
+    undoing().lock().is_ok_and(|s| s.contains(&undo_key(store, hash)))
+}
+
 /// Undo a commit nobody will answer (in a task of its own: it may be called from a drop).
-fn undo_later(store: Arc<dyn Store>, kind: Kind, hash: TokenHash, tokens: TokensToStore) {
+fn undo_later(store: Arc<dyn Store>, kind: Kind, hash: TokenHash, now: UnixTime, tokens: TokensToStore) {
+    let key = undo_key(&store, &hash);
+    if let Ok(mut s) = undoing().lock() {
+        s.insert(key.clone());
+    }
+    let registered = key.clone();
     let undo = async move {
-        match store.undo_credential(kind, &hash, &tokens).await {
+        let result = store.undo_credential(kind, &hash, now, &tokens).await;
+        if let Ok(mut s) = undoing().lock() {
+            s.remove(&key);
+        }
+        match result {
             Ok(done) => {
                 metrics::counter!("single_use_commits_undone_total", "kind" => kind.as_str(), "undone" => if done { "yes" } else { "no" })
                     .increment(1);
@@ -292,14 +336,22 @@ fn undo_later(store: Arc<dyn Store>, kind: Kind, hash: TokenHash, tokens: Tokens
         Ok(h) => {
             h.spawn(undo);
         }
-        Err(_) => tracing::error!(kind = kind.as_str(), "no runtime to undo the commit of a cancelled token request"),
+        Err(_) => {
+            if let Ok(mut s) = undoing().lock() {
+                s.remove(&registered);
+            }
+            tracing::error!(kind = kind.as_str(), "no runtime to undo the commit of a cancelled token request");
+        }
     }
 }
+
+/// What undoing a commit takes: the store, the credential, the commit's time and its tokens.
+type Undo = (Arc<dyn Store>, Kind, TokenHash, UnixTime, TokensToStore);
 
 /// Dropped with the request: a commit that finished but was never taken is undone.
 struct Waiter {
     shared: Shared,
-    undo: Option<(Arc<dyn Store>, Kind, TokenHash, TokensToStore)>,
+    undo: Option<Undo>,
 }
 
 impl Drop for Waiter {
@@ -307,13 +359,19 @@ impl Drop for Waiter {
         let Ok(mut s) = self.shared.lock() else { return };
         match std::mem::replace(&mut *s, Handoff::Abandoned) {
             Handoff::Done(Ok(true)) => {
-                if let Some((store, kind, hash, tokens)) = self.undo.take() {
-                    undo_later(store, kind, hash, tokens);
+                if let Some((store, kind, hash, now, tokens)) = self.undo.take() {
+                    undo_later(store, kind, hash, now, tokens);
                 }
             }
             Handoff::Taken => *s = Handoff::Taken,
-            // Waiting: the task sees Abandoned and undoes its own commit. Anything else
-            // committed nothing.
+            // Waiting: the task sees Abandoned and undoes its own commit should it succeed;
+            // until it knows, presentations of this credential wait. Anything else committed
+            // nothing.
+            Handoff::Waiting => {
+                if let (Some((store, _, hash, _, _)), Ok(mut u)) = (&self.undo, undoing().lock()) {
+                    u.insert(undo_key(store, hash));
+                }
+            }
             _ => {}
         }
     }
@@ -331,10 +389,15 @@ async fn commit_handed_over(
 ) -> StoreResult<bool> {
     let shared: Shared = Arc::new(Mutex::new(Handoff::Waiting));
     let (wake, woken) = tokio::sync::oneshot::channel::<()>();
-    let waiter = Waiter { shared: shared.clone(), undo: Some((store.clone(), kind, hash.clone(), tokens.clone())) };
+    let waiter =
+        Waiter { shared: shared.clone(), undo: Some((store.clone(), kind, hash.clone(), now, tokens.clone())) };
     let task = {
         let (store, hash, shared) = (store.clone(), hash.clone(), shared.clone());
         async move {
+            // Gone before its commit started: commit nothing.
+            if shared.lock().map_or(true, |s| matches!(*s, Handoff::Abandoned)) {
+                return;
+            }
             let r = store.commit_credential(kind, &hash, now, &tokens).await;
             if let Some(p) = pause {
                 let _ = p.acquire().await;
@@ -350,7 +413,9 @@ async fn commit_handed_over(
             };
             if abandoned {
                 if matches!(r, Ok(true)) {
-                    undo_later(store, kind, hash, tokens);
+                    undo_later(store, kind, hash, now, tokens);
+                } else if let Ok(mut u) = undoing().lock() {
+                    u.remove(&undo_key(&store, &hash));
                 }
             } else {
                 let _ = wake.send(());
@@ -433,9 +498,14 @@ macro_rules! impl_single_use_store {
                 &self,
                 kind: latchkey_core::single_use::Kind,
                 hash: &latchkey_core::TokenHash,
+                committed_at: latchkey_core::UnixTime,
                 tokens: &$crate::TokensToStore,
             ) -> $crate::StoreResult<bool> {
                 let mut tx = self.begin().await?;
+                let grant = tokens.refresh.as_ref().map(|r| r.grant_id.as_str());
+                if let Some(g) = grant.or(tokens.access.as_ref().and_then(|a| a.grant_id.as_deref())) {
+                    sqlx::query($crate::single_use::UNDO_LOCK_GRANT).bind(g).execute(&mut *tx).await?;
+                }
                 if let Some(r) = &tokens.refresh {
                     let gone = sqlx::query($crate::single_use::UNDO_SUCCESSOR)
                         .bind(r.token_hash.as_str())
@@ -451,6 +521,7 @@ macro_rules! impl_single_use_store {
                 }
                 let unspent = sqlx::query($crate::single_use::unspend_sql(kind))
                     .bind(hash.as_str())
+                    .bind(committed_at)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

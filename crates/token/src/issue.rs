@@ -118,8 +118,12 @@ async fn answer(
                 metrics::counter!("refresh_reuse_detected_total").increment(1);
             }
             tracing::warn!(grant_id = %grant_id, client_id = %client.client_id, kind = kind.as_str(), "a spent credential was presented again; its grant is revoked");
-            let event = format!("{}.reused", kind.as_str());
-            latchkey_web::audit::token_reuse(state, &event, &client.client_id, &grant_id).await;
+            // Recorded whether or not the replayer waits for the answer.
+            let (st, event, client_id, gid) =
+                (state.clone(), format!("{}.reused", kind.as_str()), client.client_id.clone(), grant_id.clone());
+            let recorded =
+                tokio::spawn(async move { latchkey_web::audit::token_reuse(&st, &event, &client_id, &gid).await });
+            let _ = recorded.await;
             Err(replay_error(kind))
         }
         Outcome::MintFailed(e) => Err(e),
