@@ -188,7 +188,7 @@ async fn bench(args: Args) -> Result<bool> {
     if let Some(d) = args.soak.as_deref() {
         let duration = soak::parse_duration(d).context("--soak")?;
         let sample = args.soak_sample;
-        if !(sample >= 0.5 && sample <= 3600.0) {
+        if !(0.5..=3600.0).contains(&sample) {
             bail!("--soak-sample must be between 0.5 and 3600 seconds");
         }
         let warmup = args.soak_warmup.unwrap_or((duration.as_secs_f64() / 3.0).min(300.0));

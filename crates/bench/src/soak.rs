@@ -440,6 +440,9 @@ async fn soak_on(srv: &mut Server, ctx: &Ctx, soak: &Soak) -> Result<bool> {
     Ok(verdict(&samples, soak, requests, errors, first_error.as_deref(), sqlite))
 }
 
+/// A growth check: what, the value, tolerance in percent, absolute slack.
+type Check = (&'static str, fn(&Sample) -> f64, f64, f64);
+
 /// The trend checks over the samples after the warm-up; prints one line per check.
 fn verdict(
     samples: &[Sample],
@@ -480,7 +483,7 @@ fn verdict(
     let med = |part: &[Sample], f: fn(&Sample) -> f64| median(part.iter().map(f).collect());
     let t = &soak.tolerances;
     // (what, value, tolerance %, absolute slack: noise that is no trend)
-    let mut growth: Vec<(&str, fn(&Sample) -> f64, f64, f64)> = vec![
+    let mut growth: Vec<Check> = vec![
         ("RSS MiB", |s| s.rss_mib, t.rss, 4.0),
         ("open fds", |s| s.fds, t.fds, 4.0),
         ("database MiB", |s| s.db_mib, t.db, 1.0),
@@ -548,7 +551,7 @@ mod tests {
     fn a_steady_state_passes_and_a_growing_database_or_falling_throughput_fails() {
         let steady: Vec<Sample> = (1..=20).map(|i| sample(i as f64 * 5.0, 10.0, 1000.0)).collect();
         assert!(verdict(&steady, &soak(), 1000, 0, None, true));
-        let growing: Vec<Sample> = (1..=20).map(|i| sample(i as f64 * 5.0, 10.0 + i as f64, 1000.0)).collect();
+        let growing: Vec<Sample> = (1..=20).map(|i| sample(i as f64 * 5.0, 10.0 + 2.0 * i as f64, 1000.0)).collect();
         assert!(!verdict(&growing, &soak(), 1000, 0, None, true));
         let slowing: Vec<Sample> = (1..=20).map(|i| sample(i as f64 * 5.0, 10.0, 2000.0 - 90.0 * i as f64)).collect();
         assert!(!verdict(&slowing, &soak(), 1000, 0, None, true));
