@@ -17,6 +17,7 @@ mod clients;
 mod directory;
 mod grants;
 mod health;
+mod housekeeping;
 mod keys;
 mod migrations;
 mod sessions;

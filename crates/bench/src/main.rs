@@ -13,6 +13,7 @@ mod flow;
 mod run;
 mod scenarios;
 mod server;
+mod soak;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -71,6 +72,39 @@ struct Args {
     /// Threads of the load generator's runtime (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Soak mode instead of the scenarios: one server with short lifetimes, a mixed load for
+    /// DURATION (`90s`, `30m`, `2h`), a row every --soak-sample seconds, and a non-zero exit
+    /// when RSS, fds, database or WAL size or p99 trend upward (or throughput downward) after
+    /// the warm-up beyond the tolerances.
+    #[arg(long, value_name = "DURATION")]
+    soak: Option<String>,
+    /// Seconds between two soak rows.
+    #[arg(long, default_value_t = 5.0)]
+    soak_sample: f64,
+    /// Seconds of the soak left out of the trend [default: a third of the soak, at most 300].
+    #[arg(long)]
+    soak_warmup: Option<f64>,
+    /// Percent RSS may grow from the middle to the last third of the soak (plus 4 MiB).
+    #[arg(long, default_value_t = 25.0)]
+    soak_rss_tolerance: f64,
+    /// Percent open file descriptors may grow (plus 4).
+    #[arg(long, default_value_t = 25.0)]
+    soak_fd_tolerance: f64,
+    /// Percent the database (SQLite file; PostgreSQL tables and indexes) may grow (plus 1 MiB).
+    #[arg(long, default_value_t = 25.0)]
+    soak_db_tolerance: f64,
+    /// Percent the SQLite WAL may grow (plus 4 MiB).
+    #[arg(long, default_value_t = 50.0)]
+    soak_wal_tolerance: f64,
+    /// Percent p99 may grow (plus 2 ms).
+    #[arg(long, default_value_t = 50.0)]
+    soak_p99_tolerance: f64,
+    /// Percent throughput may fall.
+    #[arg(long, default_value_t = 25.0)]
+    soak_throughput_tolerance: f64,
+    /// Percent of soak requests that may fail.
+    #[arg(long, default_value_t = 0.1)]
+    soak_max_errors: f64,
 }
 
 fn main() -> ExitCode {
@@ -151,6 +185,37 @@ async fn bench(args: Args) -> Result<bool> {
         duration: Duration::from_secs_f64(duration),
         rate: args.rate,
     };
+    if let Some(d) = args.soak.as_deref() {
+        let duration = soak::parse_duration(d).context("--soak")?;
+        let sample = args.soak_sample;
+        if !(0.5..=3600.0).contains(&sample) {
+            bail!("--soak-sample must be between 0.5 and 3600 seconds");
+        }
+        let warmup = args.soak_warmup.unwrap_or((duration.as_secs_f64() / 3.0).min(300.0));
+        if !(warmup >= 0.0 && warmup < duration.as_secs_f64()) {
+            bail!("--soak-warmup must be at least 0 and shorter than the soak");
+        }
+        let tolerances = soak::Tolerances {
+            rss: args.soak_rss_tolerance,
+            fds: args.soak_fd_tolerance,
+            db: args.soak_db_tolerance,
+            wal: args.soak_wal_tolerance,
+            p99: args.soak_p99_tolerance,
+            throughput: args.soak_throughput_tolerance,
+            error_ratio: args.soak_max_errors / 100.0,
+        };
+        let plan = soak::Soak {
+            duration,
+            sample: Duration::from_secs_f64(sample),
+            warmup: Duration::from_secs_f64(warmup),
+            tolerances,
+        };
+        let ok = soak::run(&ctx, &plan).await?;
+        if ok {
+            eprintln!("latchkey-bench: soak passed: no trend beyond the tolerances");
+        }
+        return Ok(ok);
+    }
     let names: Vec<&str> = if args.scenarios.is_empty() {
         ALL.to_vec()
     } else {

@@ -63,7 +63,7 @@ pub enum Job {
     Login { client: Arc<ClientCreds>, user: Arc<UserCreds>, base: Arc<str> },
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Done,
     Failed(anyhow::Error),
     /// Nothing left to do (the code pool is empty).
@@ -75,7 +75,7 @@ fn expect(r: &crate::client::Resp, what: &str, needle: &str) -> Result<()> {
 }
 
 impl Job {
-    async fn step(&mut self, conn: &mut Conn) -> Outcome {
+    pub(crate) async fn step(&mut self, conn: &mut Conn) -> Outcome {
         let result = match self {
             Job::Get { path } => conn.get(path, &[]).await.and_then(|r| expect(&r, path, "")),
             Job::ClientCredentials { client } => flow::token(conn, client, &[("grant_type", "client_credentials")])
@@ -195,7 +195,7 @@ struct TaskStats {
     last_done: Option<Instant>,
 }
 
-fn histogram() -> Result<Histogram<u64>> {
+pub(crate) fn histogram() -> Result<Histogram<u64>> {
     // 1 µs to 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| anyhow!("histogram: {e}"))
 }

@@ -167,7 +167,7 @@ fn expected_alg(scenario: &str) -> Option<&'static str> {
     }
 }
 
-async fn cc_client(srv: &Server, jwt: bool) -> Result<ClientCreds> {
+pub(crate) async fn cc_client(srv: &Server, jwt: bool) -> Result<ClientCreds> {
     let format = if jwt { "jwt" } else { "opaque" };
     let options =
         ["--grant-type", "client_credentials", "--scope", "api.read api.write", "--access-token-format", format];
@@ -194,7 +194,7 @@ async fn check_cc(srv: &Server, client: &ClientCreds, alg: Option<&str>) -> Resu
 
 /// A client that asks for consent, a user, and one sign-in that approves the consent page, so
 /// the timed sign-ins find their consent remembered.
-async fn login_setup(srv: &Server) -> Result<(Arc<ClientCreds>, Arc<UserCreds>)> {
+pub(crate) async fn login_setup(srv: &Server) -> Result<(Arc<ClientCreds>, Arc<UserCreds>)> {
     let client = srv.add_client("bench login rp", &[]).await?;
     let user = srv.add_user("bench").await?;
     let mut conn = Conn::new(srv.addr, REQUEST_TIMEOUT)?;
@@ -212,7 +212,7 @@ async fn login_setup(srv: &Server) -> Result<(Arc<ClientCreds>, Arc<UserCreds>)>
 }
 
 /// A browser signed in to the server: its cookie jar holds the session (and the code it got).
-async fn signed_in_browser(srv: &Server, client: &ClientCreds, user: &UserCreds) -> Result<(Jar, Code)> {
+pub(crate) async fn signed_in_browser(srv: &Server, client: &ClientCreds, user: &UserCreds) -> Result<(Jar, Code)> {
     let mut conn = Conn::new(srv.addr, REQUEST_TIMEOUT)?;
     let mut jar = Jar::default();
     let (code, visit) = flow::obtain_code_visit(&mut conn, &mut jar, &srv.base, client, user, "openid", &[]).await?;

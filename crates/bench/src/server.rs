@@ -237,6 +237,37 @@ impl Server {
         Some(kib / 1024.0)
     }
 
+    /// Resident set size now, in MiB (`VmRSS`).
+    pub fn rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// Open file descriptors (entries of /proc/PID/fd).
+    pub fn open_fds(&self) -> Option<usize> {
+        Some(std::fs::read_dir(format!("/proc/{}/fd", self.pid)).ok()?.count())
+    }
+
+    /// The SQLite database file (its `-wal` file beside it); None on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match self.pg {
+            None => Some(self.dir.path().join("data").join("latchkey.db")),
+            Some(_) => None,
+        }
+    }
+
+    /// The PostgreSQL database's URL; None on SQLite.
+    pub fn pg_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|d| d.url.as_str())
+    }
+
+    /// Whether the server process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stop the server (SIGKILL: its data is thrown away) and drop its database.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

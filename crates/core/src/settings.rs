@@ -38,6 +38,7 @@ pub struct Settings {
     pub access_token: AccessToken,
     pub client_auth: ClientAuth,
     pub housekeeping: Housekeeping,
+    pub audit: Audit,
     pub registration: Registration,
     pub request_objects: RequestObjects,
     pub logout: Logout,
@@ -189,13 +190,31 @@ impl Default for ClientAuth {
 pub struct Housekeeping {
     /// Seconds between runs of the cleanup of expired rows.
     pub interval: u64,
-    /// Rows deleted per table per run, at most.
+    /// Rows deleted by one statement, at most; a run repeats full batches.
     pub batch_size: i64,
+    /// A run stops after this many seconds even if full batches remain (and says so in
+    /// `housekeeping_behind`); the next run continues.
+    pub max_run_seconds: u64,
+    /// Seconds delivered (or given-up) back-channel logouts stay in the outbox.
+    pub outbox_retention: i64,
 }
 
 impl Default for Housekeeping {
     fn default() -> Self {
-        Self { interval: 60, batch_size: 1000 }
+        Self { interval: 60, batch_size: 1000, max_run_seconds: 30, outbox_retention: 86_400 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Seconds audit events are kept; 0 keeps them forever.
+    pub retention: i64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { retention: 90 * 86_400 }
     }
 }
 
@@ -412,6 +431,7 @@ impl Default for Settings {
             access_token: AccessToken::default(),
             client_auth: ClientAuth::default(),
             housekeeping: Housekeeping::default(),
+            audit: Audit::default(),
             registration: Registration::default(),
             request_objects: RequestObjects::default(),
             logout: Logout::default(),
@@ -700,6 +720,15 @@ impl Settings {
         }
         if !(1..=100_000).contains(&self.housekeeping.batch_size) {
             return Err(bad("housekeeping.batch_size", "must be between 1 and 100000"));
+        }
+        if !(1..=3600).contains(&self.housekeeping.max_run_seconds) {
+            return Err(bad("housekeeping.max_run_seconds", "must be between 1 and 3600 seconds"));
+        }
+        if !(0..=365 * 86_400).contains(&self.housekeeping.outbox_retention) {
+            return Err(bad("housekeeping.outbox_retention", "must be between 0 and 31536000 seconds"));
+        }
+        if self.audit.retention < 0 {
+            return Err(bad("audit.retention", "must be 0 (keep forever) or a positive number of seconds"));
         }
 
         if !matches!(self.registration.policy.as_str(), "closed" | "open" | "initial_access_token") {

@@ -5,7 +5,7 @@
 
 use latchkey_core::UnixTime;
 use latchkey_core::settings::Logout;
-use latchkey_storage::OutboxItem;
+use latchkey_storage::{OutboxItem, Purge, PurgeCutoffs};
 use latchkey_web::{AppState, AppStateInner};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -23,10 +23,11 @@ const MAX_RETRY_DELAY: i64 = 86_400;
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let logouts = deliver_logouts_forever(state.clone(), stop.clone());
     let limits = share_limits_forever(state.clone(), stop.clone());
+    let cleaning = housekeeping_forever(state.clone(), stop.clone());
     let maintenance = maintain(state, stop);
     // One task, so aborting it (at shutdown) stops every loop.
     tokio::spawn(async move {
-        tokio::join!(maintenance, logouts, limits);
+        tokio::join!(maintenance, cleaning, logouts, limits);
     })
 }
 
@@ -68,8 +69,6 @@ async fn maintain(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; keys were just loaded
-    let mut clean = tokio::time::interval(Duration::from_secs(state.settings.housekeeping.interval.max(1)));
-    clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // PostgreSQL tells every instance at once when keys change (LISTEN/NOTIFY); the periodic
     // re-read stays as the fallback and bounds staleness by signing.key_refresh_interval.
     let mut changes = state.store.key_changes().await;
@@ -77,7 +76,6 @@ async fn maintain(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => refresh_keys(&state).await,
             Some(()) = next_change(&mut changes) => refresh_keys(&state).await,
-            _ = clean.tick() => { housekeeping(&state).await; }
             _ = stop.changed() => break,
         }
     }
@@ -126,26 +124,111 @@ pub async fn refresh_keys(state: &AppState) {
     crate::metrics::record_key_ages(state);
 }
 
-/// Delete expired codes, tokens, sessions, interactions and replay records, a bounded batch per
-/// table per run, so a run stays short and never holds the database for long.
-pub async fn housekeeping(state: &AppState) -> u64 {
-    let Some(held) = lease(state, "housekeeping").await else { return 0 };
-    let removed = purge(state).await;
-    held.release().await;
-    removed
+/// Housekeeping on its own loop, so a long run delays nothing else (key reloads, deliveries).
+async fn housekeeping_forever(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut clean = tokio::time::interval(Duration::from_secs(state.settings.housekeeping.interval.max(1)));
+    clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = clean.tick() => { housekeeping(&state).await; }
+            _ = stop.changed() => break,
+        }
+    }
 }
 
-async fn purge(state: &AppState) -> u64 {
-    match state.store.purge_expired(state.now(), state.settings.housekeeping.batch_size).await {
-        Ok(0) => 0,
-        Ok(n) => {
-            tracing::info!(removed = n, "removed expired rows");
-            n
+/// Delete due rows (expired codes, tokens, grants, sessions, interactions, replay records,
+/// pushed requests; audit events and finished logouts past their retention), one bounded
+/// batch per statement, repeating the kinds whose batch came back full until none is left or
+/// `housekeeping.max_run_seconds` has passed. Every statement is short, so the hot path waits
+/// for at most one batch. Returns the number of rows deleted.
+///
+/// Metrics: `housekeeping_rows_deleted_total{table}`, `housekeeping_last_run_seconds`,
+/// `housekeeping_last_run_timestamp_seconds`, `housekeeping_behind` (1: the last run stopped
+/// with full batches left) and `housekeeping_lag_seconds{table}` (how long the oldest due row
+/// has been due, after the run).
+pub async fn housekeeping(state: &AppState) -> u64 {
+    housekeeping_run(state).await.unwrap_or(0)
+}
+
+/// One run, as `housekeeping`; None when another run (of this instance or another one on the
+/// same database) holds the job.
+pub async fn housekeeping_run(state: &AppState) -> Option<u64> {
+    let held = lease(state, "housekeeping").await?;
+    let started = std::time::Instant::now();
+    let run = purge(state, started).await;
+    record_lag(state).await;
+    held.release().await;
+    metrics::gauge!("housekeeping_last_run_seconds").set(started.elapsed().as_secs_f64());
+    metrics::gauge!("housekeeping_last_run_timestamp_seconds").set(state.now() as f64);
+    metrics::gauge!("housekeeping_behind").set(if run.behind { 1.0 } else { 0.0 });
+    if run.behind {
+        tracing::warn!(
+            removed = run.removed,
+            "housekeeping stopped at housekeeping.max_run_seconds with due rows left; \
+            deletion is slower than creation: raise housekeeping.batch_size or run it more often"
+        );
+    } else if run.removed > 0 {
+        tracing::info!(removed = run.removed, seconds = started.elapsed().as_secs_f64(), "removed expired rows");
+    }
+    Some(run.removed)
+}
+
+struct Run {
+    removed: u64,
+    behind: bool,
+}
+
+/// Due rows as of the start of the run: the run ends once they are gone, whatever is added.
+fn cutoffs(state: &AppState) -> PurgeCutoffs {
+    let now = state.now();
+    let s = &state.settings;
+    PurgeCutoffs {
+        now,
+        audit_before: (s.audit.retention > 0).then(|| now.saturating_sub(s.audit.retention)),
+        outbox_before: now.saturating_sub(s.housekeeping.outbox_retention),
+    }
+}
+
+async fn purge(state: &AppState, started: std::time::Instant) -> Run {
+    let cut = cutoffs(state);
+    let batch = state.settings.housekeeping.batch_size;
+    let budget = Duration::from_secs(state.settings.housekeeping.max_run_seconds);
+    let mut pending: Vec<Purge> = Purge::ALL.to_vec();
+    let mut removed = 0u64;
+    while !pending.is_empty() {
+        if started.elapsed() >= budget {
+            return Run { removed, behind: true };
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "housekeeping failed");
-            0
+        let mut full = Vec::new();
+        for what in pending {
+            match state.store.purge_expired(what, &cut, batch).await {
+                Ok(n) => {
+                    removed += n;
+                    metrics::counter!("housekeeping_rows_deleted_total", "table" => what.table()).increment(n);
+                    // The orphan sweep is one pass per run (it is not a range scan).
+                    if n >= u64::try_from(batch).unwrap_or(u64::MAX) && what != Purge::SessionClients {
+                        full.push(what);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, table = what.table(), "housekeeping failed"),
+            }
         }
+        pending = full;
+        // Let the requests queued behind this round's statements in first.
+        tokio::task::yield_now().await;
+    }
+    Run { removed, behind: false }
+}
+
+/// `housekeeping_lag_seconds{table}`: how long the oldest row still due has been due.
+async fn record_lag(state: &AppState) {
+    let cut = cutoffs(state);
+    for what in Purge::ALL {
+        let (Some(before), Ok(oldest)) = (cut.due_before(what), state.store.oldest_due(what, &cut).await) else {
+            continue;
+        };
+        let lag = oldest.map_or(0, |t| before.saturating_sub(t).max(0));
+        metrics::gauge!("housekeeping_lag_seconds", "table" => what.table()).set(lag as f64);
     }
 }
 

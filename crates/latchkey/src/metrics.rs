@@ -78,6 +78,22 @@ fn describe() {
         "rate_limiter_subjects",
         "Subjects the in-memory rate limiter tracks, by kind (each at most limits.max_subjects_per_kind)"
     );
+    describe_counter!("housekeeping_rows_deleted_total", "Due rows housekeeping deleted, by table");
+    describe_gauge!("housekeeping_last_run_seconds", Unit::Seconds, "Duration of the last housekeeping run");
+    describe_gauge!(
+        "housekeeping_last_run_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time the last housekeeping run ended (stale: the job is not running)"
+    );
+    describe_gauge!(
+        "housekeeping_behind",
+        "1 when the last housekeeping run stopped at housekeeping.max_run_seconds with due rows left"
+    );
+    describe_gauge!(
+        "housekeeping_lag_seconds",
+        Unit::Seconds,
+        "How long the oldest row still due for deletion has been due, by table, after the last run"
+    );
 }
 
 /// Middleware: `http_requests_total{route,method,status}` and

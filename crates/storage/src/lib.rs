@@ -332,11 +332,117 @@ pub trait CoordinationStore: Send + Sync {
     async fn key_changes(&self) -> Option<tokio::sync::mpsc::Receiver<()>>;
 }
 
-/// Housekeeping: expired rows go, in bounded batches.
+/// A kind of row housekeeping deletes once it is due: expired, or older than its retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purge {
+    AuthorizationCodes,
+    AccessTokens,
+    /// Used (rotated) ones too: they are kept until they expire, to detect their replay.
+    RefreshTokens,
+    /// With the participants (`session_clients`) of the sessions deleted.
+    Sessions,
+    /// Participants left behind by sessions that are gone; not an index range scan (an
+    /// anti-join over `session_clients`), one pass per run.
+    SessionClients,
+    Interactions,
+    RevokedJtis,
+    /// Client assertion and request object `jti`s (RFC 7523 §3, RFC 9101 §10.2).
+    AssertionJtis,
+    /// After their tokens: a grant outlives every token it issued.
+    Grants,
+    InitialAccessTokens,
+    PushedRequests,
+    /// Delivered or given-up back-channel logouts past `housekeeping.outbox_retention`.
+    LogoutOutbox,
+    /// Past `audit.retention`.
+    AuditEvents,
+    LoginThrottle,
+    RateCounters,
+}
+
+impl Purge {
+    /// Every kind, in the order a run visits them (tokens before their grants).
+    pub const ALL: [Purge; 15] = [
+        Purge::AuthorizationCodes,
+        Purge::AccessTokens,
+        Purge::RefreshTokens,
+        Purge::Sessions,
+        Purge::SessionClients,
+        Purge::Interactions,
+        Purge::RevokedJtis,
+        Purge::AssertionJtis,
+        Purge::Grants,
+        Purge::InitialAccessTokens,
+        Purge::PushedRequests,
+        Purge::LogoutOutbox,
+        Purge::AuditEvents,
+        Purge::LoginThrottle,
+        Purge::RateCounters,
+    ];
+
+    /// The table it deletes from (the `table` label of the housekeeping metrics).
+    pub fn table(self) -> &'static str {
+        match self {
+            Purge::AuthorizationCodes => "authorization_codes",
+            Purge::AccessTokens => "access_tokens",
+            Purge::RefreshTokens => "refresh_tokens",
+            Purge::Sessions => "sessions",
+            Purge::SessionClients => "session_clients",
+            Purge::Interactions => "interactions",
+            Purge::RevokedJtis => "revoked_jtis",
+            Purge::AssertionJtis => "assertion_jtis",
+            Purge::Grants => "grants",
+            Purge::InitialAccessTokens => "initial_access_tokens",
+            Purge::PushedRequests => "pushed_requests",
+            Purge::LogoutOutbox => "logout_outbox",
+            Purge::AuditEvents => "audit_events",
+            Purge::LoginThrottle => "login_throttle",
+            Purge::RateCounters => "rate_counters",
+        }
+    }
+}
+
+/// The statements `purge_expired` runs for `what` (`$1` the cutoff, `$2` the batch size), for
+/// tests and tools that check their query plans.
+pub fn purge_statements(what: Purge) -> &'static [&'static str] {
+    maintenance::purge_sql(what).0
+}
+
+/// When rows become due for deletion, fixed for one housekeeping run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCutoffs {
+    /// Rows that expire (`expires_at`) before this go.
+    pub now: UnixTime,
+    /// Audit events recorded before this go; None keeps them all.
+    pub audit_before: Option<UnixTime>,
+    /// Finished back-channel logouts created before this go.
+    pub outbox_before: UnixTime,
+}
+
+impl PurgeCutoffs {
+    /// The time before which rows of `what` are due (compared with its expiry or age
+    /// column); None when nothing of that kind is ever due.
+    pub fn due_before(&self, what: Purge) -> Option<UnixTime> {
+        match what {
+            Purge::AuditEvents => self.audit_before,
+            Purge::LogoutOutbox => Some(self.outbox_before),
+            // Sign-in failures a day old and counters an hour old no longer matter.
+            Purge::LoginThrottle => Some(self.now.saturating_sub(86_400)),
+            Purge::RateCounters => Some(self.now.saturating_sub(3_600)),
+            _ => Some(self.now),
+        }
+    }
+}
+
+/// Housekeeping: due rows go, in bounded batches.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
-    /// Delete up to `batch` expired rows from each table; returns the number deleted.
-    async fn purge_expired(&self, now: UnixTime, batch: i64) -> StoreResult<u64>;
+    /// Delete at most `batch` due rows of one kind, oldest first, in one short statement (an
+    /// index range scan); returns the number deleted. A full batch means more may be due.
+    async fn purge_expired(&self, what: Purge, cutoffs: &PurgeCutoffs, batch: i64) -> StoreResult<u64>;
+    /// The expiry (or age) of the oldest row of `what` that is due, None when none is: how far
+    /// housekeeping lags behind.
+    async fn oldest_due(&self, what: Purge, cutoffs: &PurgeCutoffs) -> StoreResult<Option<UnixTime>>;
     /// End every session of a user (sign out everywhere); returns the sessions ended.
     async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Forget a user's consent for a client; false if there was none.
