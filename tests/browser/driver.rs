@@ -37,7 +37,8 @@ fn require(path: &str, package: &str) {
     assert!(
         Path::new(path).exists(),
         "{path} is missing: the browser tests need Debian's `{package}` package \
-         (apt-get install chromium chromium-driver); they fail rather than skip"
+         (scripts/test installs it; by hand: apt-get install chromium chromium-driver); they fail \
+         rather than skip"
     );
 }
 
