@@ -52,7 +52,7 @@ pub async fn build_state(
         .await
         .map_err(|e| StartupError::Database { url: redact(&url), reason: e.to_string() })?;
     let keys = latchkey_signer::bootstrap(store.as_ref(), &settings, &master, clock.now()).await?;
-    let jwks_cache = latchkey_web::client_auth::JwksCache::default();
+    let jwks_cache = latchkey_web::jwks_cache::JwksCache::default();
     let pairwise_salt = latchkey_signer::pairwise_salt(store.as_ref(), &master).await?;
     let client_cache_ms = settings.database.client_cache_ms;
     let passwords = Passwords::new(&settings.argon2).map_err(|e| StartupError::Config(e.to_string()))?;

@@ -12,8 +12,7 @@ use latchkey_core::model::{Client, ClientAuthMethod};
 use latchkey_core::{OAuthError, SecretToken, UnixTime};
 use latchkey_signer::jws;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::errors::BackChannel;
 use crate::limits::{self, Kind, Subject};
@@ -347,10 +346,6 @@ fn check_claims(
     }
 }
 
-/// Fetched jwks_uri documents, by URL, with the time fetched.
-#[derive(Default)]
-pub struct JwksCache(RwLock<HashMap<String, (UnixTime, Arc<JwkSet>)>>);
-
 async fn client_key(state: &AppState, client: &Client, kid: Option<&str>, alg: &str) -> Result<Jwk, BackChannel> {
     let set = match (&client.jwks, &client.jwks_uri) {
         (Some(j), _) => {
@@ -400,22 +395,14 @@ const MIN_REFETCH_INTERVAL: i64 = 5;
 async fn jwks_from_uri(state: &AppState, uri: &str, refresh: bool) -> Result<Arc<JwkSet>, BackChannel> {
     let now = state.now();
     let ttl = if refresh { MIN_REFETCH_INTERVAL } else { state.settings.client_auth.jwks_cache_ttl };
-    if let Ok(cache) = state.jwks_cache.0.read()
-        && let Some((at, set)) = cache.get(uri)
-        && now - at < ttl
-    {
-        return Ok(set.clone());
+    if let Some(set) = state.jwks_cache.fresh(uri, now, ttl) {
+        return Ok(set);
     }
     let body = crate::fetch::get(uri, state.settings.development_mode)
         .await
         .map_err(|e| fail(false, format!("jwks_uri fetch failed: {e}")))?;
     let set = Arc::new(JwkSet::from_bytes(&body).map_err(|_| fail(false, "jwks_uri document is not a JWK Set"))?);
-    if let Ok(mut cache) = state.jwks_cache.0.write() {
-        if cache.len() > 1000 {
-            cache.clear();
-        }
-        cache.insert(uri.to_owned(), (now, set.clone()));
-    }
+    state.jwks_cache.insert(uri, now, set.clone());
     Ok(set)
 }
 

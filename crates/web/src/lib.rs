@@ -14,6 +14,7 @@ pub mod errors;
 pub mod fetch;
 pub mod headers;
 pub mod interaction;
+pub mod jwks_cache;
 pub mod limits;
 pub mod params;
 pub mod passwords;

@@ -17,7 +17,7 @@ pub struct AppStateInner {
     /// Decrypts client_secret_jwt secrets.
     pub master: MasterKey,
     /// Fetched `jwks_uri` documents.
-    pub jwks_cache: crate::client_auth::JwksCache,
+    pub jwks_cache: crate::jwks_cache::JwksCache,
     /// Secret salt of pairwise subject identifiers (stored encrypted in the database).
     pub pairwise_salt: zeroize::Zeroizing<Vec<u8>>,
     /// Abuse-limit counters.
