@@ -9,6 +9,7 @@
 //! Client secrets never expire (`client_secret_expires_at` is 0): an expiry would have to be
 //! enforced at client authentication, which does not know about it yet.
 
+mod application_type;
 mod body;
 mod delete;
 mod metadata;

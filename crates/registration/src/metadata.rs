@@ -13,6 +13,7 @@ use latchkey_core::scope::Scope;
 use latchkey_core::{OAuthError, Settings};
 use serde_json::{Map, Value};
 
+use crate::application_type::ApplicationType;
 use crate::urls;
 
 /// Longest list accepted in any member.
@@ -35,21 +36,6 @@ const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "
 
 /// Algorithms a request object may be signed with (besides `none`, when allowed).
 const REQUEST_OBJECT_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplicationType {
-    Web,
-    Native,
-}
-
-impl ApplicationType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplicationType::Web => "web",
-            ApplicationType::Native => "native",
-        }
-    }
-}
 
 /// Validated registration metadata.
 #[derive(Debug, Clone)]

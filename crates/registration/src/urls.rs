@@ -8,7 +8,7 @@ use latchkey_core::OAuthError;
 use latchkey_core::redirect::validate_for_registration;
 use url::{Host, Url};
 
-use crate::metadata::ApplicationType;
+use crate::application_type::ApplicationType;
 
 /// Longest URL accepted in any member.
 pub const MAX_URL: usize = 2048;
