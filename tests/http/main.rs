@@ -16,6 +16,7 @@ mod authorize;
 mod binding;
 mod cluster;
 mod cors;
+mod demo;
 mod discovery;
 mod fuzz;
 mod keys;

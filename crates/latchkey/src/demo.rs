@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -14,7 +14,7 @@ use latchkey_core::model::{Client, ClientAuthMethod, GrantType, User};
 use latchkey_core::{OAuthError, SecretToken};
 use latchkey_storage::Created;
 use latchkey_web::errors::html;
-use latchkey_web::{AppState, ErrorPage, interaction};
+use latchkey_web::{AppState, ErrorPage, QueryParams, interaction};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -128,9 +128,7 @@ pub fn router(info: &DemoInfo, bound: SocketAddr) -> Router<AppState> {
         .route("/demo/start", get(move |s: State<AppState>| start(s, d1.clone())))
         .route(
             "/demo/callback",
-            get(move |s: State<AppState>, q: Query<HashMap<String, String>>, h: HeaderMap| {
-                callback(s, q, h, d2.clone())
-            }),
+            get(move |s: State<AppState>, q: QueryParams, h: HeaderMap| callback(s, q, h, d2.clone())),
         )
 }
 
@@ -199,16 +197,21 @@ fn fail(msg: &str) -> Response {
 
 async fn callback(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    QueryParams(q): QueryParams,
     headers: HeaderMap,
     demo: Demo,
 ) -> Response {
+    // RFC 6749 §3.1: a repeated parameter is refused, never resolved by picking one.
+    let q = match q {
+        Ok(q) => q,
+        Err(e) => return fail(&e.describe()),
+    };
     // RFC 9207: the response names its issuer.
-    if q.get("iss").map(String::as_str) != Some(state.settings.issuer.as_str()) {
+    if q.get("iss") != Some(state.settings.issuer.as_str()) {
         return fail("the authorization response does not come from this issuer");
     }
     let Some(st) = q.get("state") else { return fail("the authorization response has no state") };
-    if latchkey_web::cookies::read_cookie(&headers, STATE_COOKIE).as_deref() != Some(st.as_str()) {
+    if latchkey_web::cookies::read_cookie(&headers, STATE_COOKIE).as_deref() != Some(st) {
         return fail("the state does not belong to this browser");
     }
     let pending = demo.pending.lock().ok().and_then(|mut p| p.remove(st));
@@ -221,7 +224,7 @@ async fn callback(
     let redirect_uri = state.settings.endpoint("/demo/callback");
     let form = [
         ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
+        ("code", code),
         ("redirect_uri", redirect_uri.as_str()),
         ("client_id", demo.client_id.as_str()),
         ("code_verifier", pending.verifier.as_str()),
