@@ -150,3 +150,31 @@ async fn on_the_main_listener_metrics_need_the_bearer_token() {
     assert!(body.contains(r#"http_requests_total{route="/metrics",method="GET",status="401"}"#), "{body}");
     srv.stop().await;
 }
+
+/// Issue 15 item 4: in-process maps are bounded by their settings and visible in metrics. Five
+/// clients authenticate through a client cache configured for two: the gauge shows at most two
+/// entries (unbounded, it would show five) and the configured capacity.
+#[tokio::test]
+async fn in_process_maps_report_their_size_and_stay_within_their_settings() {
+    let srv = TestServer::start_with(|s| s.database.client_cache_max_entries = 2).await;
+    for _ in 0..5 {
+        let c = srv
+            .add_client(ClientOpts {
+                grant_types: vec![latchkey_core::model::GrantType::ClientCredentials],
+                scopes: vec!["api".into()],
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(srv.token(&c, &[("grant_type", "client_credentials")]).await.status(), 200);
+    }
+    let body = scrape(&srv, &srv.metrics_base()).await;
+    let entries = sample(&body, r#"in_process_entries{map="client_cache"}"#);
+    assert!((1.0..=2.0).contains(&entries), "client_cache entries {entries}\n{body}");
+    assert_eq!(sample(&body, r#"in_process_capacity{map="client_cache"}"#), 2.0, "{body}");
+    assert_eq!(sample(&body, r#"in_process_capacity{map="jwks_cache"}"#), 1000.0, "{body}");
+    // Every kind of the limiter at limits.max_subjects_per_kind, and some subjects counted.
+    assert!(sample(&body, r#"in_process_capacity{map="rate_limiter"}"#) >= 65536.0, "{body}");
+    assert!(body.contains(r#"in_process_entries{map="rate_limiter"}"#), "{body}");
+    assert!(body.contains(r#"in_process_entries{map="single_use_undoing"}"#), "{body}");
+    srv.stop().await;
+}

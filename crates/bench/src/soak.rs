@@ -491,7 +491,7 @@ fn verdict(
     let med = |part: &[Sample], f: fn(&Sample) -> f64| median(part.iter().map(f).collect());
     let t = &soak.tolerances;
     // (what, value, tolerance %, absolute slack: noise that is no trend)
-    let mut growth: Vec<Check> = vec![
+    let growth: Vec<Check> = vec![
         ("RSS MiB", |s| s.rss_mib, t.rss, 4.0),
         ("open fds", |s| s.fds, t.fds, 4.0),
         ("database MiB", |s| s.db_mib, t.db, 1.0),

@@ -132,6 +132,9 @@ pub struct Database {
     /// UserInfo is reused (0: read every time). Bounds how long a change made elsewhere (CLI,
     /// another instance) takes to be seen there.
     pub client_cache_ms: u64,
+    /// Client registrations the in-process cache (`client_cache_ms`) holds at most; a full
+    /// cache starts over, so a flood of distinct client ids costs database reads, not memory.
+    pub client_cache_max_entries: usize,
     /// SQLite: once the `-wal` file passes this many bytes, the checkpointer runs a TRUNCATE
     /// checkpoint (readers and writers wait for it briefly) so the WAL is folded back and reset
     /// whatever the load; `journal_size_limit` is set to it too.
@@ -177,11 +180,14 @@ pub struct ClientAuth {
     pub assertion_max_lifetime: i64,
     /// How long a fetched jwks_uri document is cached, in seconds.
     pub jwks_cache_ttl: i64,
+    /// Fetched jwks_uri documents kept at most (each at most the fetch size limit); a full
+    /// cache starts over.
+    pub jwks_cache_max_entries: usize,
 }
 
 impl Default for ClientAuth {
     fn default() -> Self {
-        Self { assertion_max_lifetime: 300, jwks_cache_ttl: 300 }
+        Self { assertion_max_lifetime: 300, jwks_cache_ttl: 300, jwks_cache_max_entries: 1000 }
     }
 }
 
@@ -491,6 +497,7 @@ impl Default for Database {
             acquire_timeout: 5,
             statement_timeout_ms: 10_000,
             client_cache_ms: 1000,
+            client_cache_max_entries: 10_000,
             sqlite_wal_max_bytes: 32 * 1024 * 1024,
             postgres_batching: true,
             sqlite_writer_thread: true,
@@ -685,6 +692,9 @@ impl Settings {
         if self.database.client_cache_ms > 60_000 {
             return Err(bad("database.client_cache_ms", "must be at most 60000"));
         }
+        if !(1..=1_000_000).contains(&self.database.client_cache_max_entries) {
+            return Err(bad("database.client_cache_max_entries", "must be between 1 and 1000000"));
+        }
         if !(1..=3600).contains(&h.request_timeout) {
             return Err(bad("http.request_timeout", "must be between 1 and 3600 seconds"));
         }
@@ -714,6 +724,9 @@ impl Settings {
         }
         if !(0..=86400).contains(&self.client_auth.jwks_cache_ttl) {
             return Err(bad("client_auth.jwks_cache_ttl", "must be between 0 and 86400 seconds"));
+        }
+        if !(1..=100_000).contains(&self.client_auth.jwks_cache_max_entries) {
+            return Err(bad("client_auth.jwks_cache_max_entries", "must be between 1 and 100000"));
         }
         if self.housekeeping.interval == 0 {
             return Err(bad("housekeeping.interval", "must be a positive number of seconds"));

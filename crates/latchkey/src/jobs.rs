@@ -257,6 +257,15 @@ async fn deliver_due(state: &AppState) -> usize {
             return 0;
         }
     };
+    // Falling behind shows: how long the oldest due token has waited, and whether the batch
+    // was full (more are waiting than one run takes).
+    let lag = due.iter().map(|i| now.saturating_sub(i.next_attempt_at).max(0)).max().unwrap_or(0);
+    metrics::gauge!("backchannel_logout_lag_seconds").set(lag as f64);
+    metrics::gauge!("backchannel_logout_behind").set(if i64::try_from(due.len()).unwrap_or(i64::MAX) >= LOGOUT_BATCH {
+        1.0
+    } else {
+        0.0
+    });
     let mut running = tokio::task::JoinSet::new();
     for item in due {
         let st = state.clone();

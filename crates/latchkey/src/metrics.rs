@@ -78,6 +78,23 @@ fn describe() {
         "rate_limiter_subjects",
         "Subjects the in-memory rate limiter tracks, by kind (each at most limits.max_subjects_per_kind)"
     );
+    describe_gauge!(
+        "in_process_entries",
+        "Entries of an in-process map, by map (client_cache, jwks_cache, rate_limiter, single_use_undoing)"
+    );
+    describe_gauge!(
+        "in_process_capacity",
+        "The most entries an in-process map holds, by map, from its setting (a full map starts over or stops adding)"
+    );
+    describe_gauge!(
+        "backchannel_logout_lag_seconds",
+        Unit::Seconds,
+        "How long the oldest back-channel logout token due for delivery had been due at the last delivery run"
+    );
+    describe_gauge!(
+        "backchannel_logout_behind",
+        "1 when the last delivery run found a full batch due (more were waiting)"
+    );
     describe_counter!("housekeeping_rows_deleted_total", "Due rows housekeeping deleted, by table");
     describe_gauge!("housekeeping_last_run_seconds", Unit::Seconds, "Duration of the last housekeeping run");
     describe_gauge!(
@@ -158,6 +175,23 @@ pub fn record_limiter(state: &AppState) {
     }
 }
 
+/// Set `in_process_entries{map}` and `in_process_capacity{map}` for every in-process map whose
+/// size depends on what clients send: each is bounded by a setting, so memory is too.
+pub fn record_in_process(state: &AppState) {
+    let set = |map: &'static str, (n, max): (usize, usize)| {
+        metrics::gauge!("in_process_entries", "map" => map).set(n as f64);
+        metrics::gauge!("in_process_capacity", "map" => map).set(max as f64);
+    };
+    set("client_cache", state.clients.size());
+    set("jwks_cache", state.jwks_cache.size());
+    let subjects: usize = state.limiter.sizes().iter().map(|(_, n)| n).sum();
+    let per_kind = usize::try_from(state.settings.limits.max_subjects_per_kind).unwrap_or(0);
+    set("rate_limiter", (subjects, per_kind.saturating_mul(state.limiter.sizes().len())));
+    // One per request in flight; the capacity is the server's connection limit's concern.
+    metrics::gauge!("in_process_entries", "map" => "single_use_undoing")
+        .set(latchkey_storage::single_use::undoing_now() as f64);
+}
+
 /// Does the request carry `Authorization: Bearer <metrics.bearer_token>` (or is none set)?
 /// Compared as hashes in constant time.
 fn authorized(state: &AppState, headers: &http::HeaderMap) -> bool {
@@ -193,6 +227,7 @@ pub async fn serve(State(state): State<AppState>, headers: http::HeaderMap) -> R
     record_key_ages(&state);
     record_pool(&state);
     record_limiter(&state);
+    record_in_process(&state);
     let mut r = handle.render().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     r

@@ -52,9 +52,10 @@ pub async fn build_state(
         .await
         .map_err(|e| StartupError::Database { url: redact(&url), reason: e.to_string() })?;
     let keys = latchkey_signer::bootstrap(store.as_ref(), &settings, &master, clock.now()).await?;
-    let jwks_cache = latchkey_web::jwks_cache::JwksCache::default();
+    let jwks_cache = latchkey_web::jwks_cache::JwksCache::new(settings.client_auth.jwks_cache_max_entries);
     let pairwise_salt = latchkey_signer::pairwise_salt(store.as_ref(), &master).await?;
-    let client_cache_ms = settings.database.client_cache_ms;
+    let (client_cache_ms, client_cache_max) =
+        (settings.database.client_cache_ms, settings.database.client_cache_max_entries);
     let passwords = Passwords::new(&settings.argon2).map_err(|e| StartupError::Config(e.to_string()))?;
     Ok(AppState(Arc::new(AppStateInner {
         settings: Arc::new(settings),
@@ -66,7 +67,7 @@ pub async fn build_state(
         jwks_cache,
         pairwise_salt,
         limiter: Default::default(),
-        clients: latchkey_web::clients::ClientCache::new(client_cache_ms),
+        clients: latchkey_web::clients::ClientCache::new(client_cache_ms, client_cache_max),
     })))
 }
 

@@ -294,6 +294,12 @@ fn undoing() -> &'static Mutex<std::collections::HashSet<String>> {
     UNDOING.get_or_init(|| Mutex::new(std::collections::HashSet::new()))
 }
 
+/// Commits being undone in this process now (the `in_process_entries{map="single_use_undoing"}`
+/// metric): each belongs to a request in flight, so it drains when the load stops.
+pub fn undoing_now() -> usize {
+    undoing().lock().map(|s| s.len()).unwrap_or(0)
+}
+
 /// The registry's key: the credential in this store.
 fn undo_key(store: &Arc<dyn Store>, hash: &TokenHash) -> String {
     format!("{:p}/{}", Arc::as_ptr(store), hash.as_str())

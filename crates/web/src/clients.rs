@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// Entries kept at most; a full cache starts over (a flood of distinct ids costs reads only).
-const MAX_ENTRIES: usize = 10_000;
-
 pub struct ClientCache {
     ttl: Duration,
+    /// Entries kept at most (`database.client_cache_max_entries`); a full cache starts over (a
+    /// flood of distinct ids costs reads only).
+    max_entries: usize,
     map: RwLock<HashMap<String, (Instant, Arc<Client>)>>,
     /// Bumped by every [`ClientCache::forget`]: a read that started before a change must not
     /// put the old registration back.
@@ -23,8 +23,18 @@ pub struct ClientCache {
 }
 
 impl ClientCache {
-    pub fn new(ttl_ms: u64) -> Self {
-        Self { ttl: Duration::from_millis(ttl_ms), map: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) }
+    pub fn new(ttl_ms: u64, max_entries: usize) -> Self {
+        Self {
+            ttl: Duration::from_millis(ttl_ms),
+            max_entries: max_entries.max(1),
+            map: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Entries held now and the most it holds (for the `in_process_entries` metric).
+    pub fn size(&self) -> (usize, usize) {
+        (self.map.read().unwrap_or_else(|p| p.into_inner()).len(), self.max_entries)
     }
 
     /// The client, from the cache while fresh, else from the store.
@@ -45,7 +55,7 @@ impl ClientCache {
         };
         let mut m = self.map.write().unwrap_or_else(|p| p.into_inner());
         if self.generation.load(Ordering::Acquire) == generation {
-            if m.len() >= MAX_ENTRIES {
+            if m.len() >= self.max_entries && !m.contains_key(client_id) {
                 m.clear();
             }
             m.insert(client_id.to_owned(), (read_at, c.clone()));
