@@ -401,10 +401,15 @@ async fn expired_tokens_introspect_inactive_and_housekeeping_removes_them() {
 }
 
 /// Issue 15: one run keeps going while batches come back full, so a backlog larger than
-/// `housekeeping.batch_size` goes in one run; the metrics count it per table.
+/// `housekeeping.batch_size` goes in one run; the metrics count it per table. On PostgreSQL a
+/// table with `housekeeping.vacuum_after_rows` deleted rows is vacuumed by the run.
 #[tokio::test]
 async fn one_housekeeping_run_repeats_full_batches_until_nothing_due_is_left_and_counts_them() {
-    let srv = TestServer::start_with(|s| s.housekeeping.batch_size = 2).await;
+    let srv = TestServer::start_with(|s| {
+        s.housekeeping.batch_size = 2;
+        s.housekeeping.vacuum_after_rows = 5;
+    })
+    .await;
     let c = srv.add_client(ClientOpts::default()).await;
     // The server's own first run (at start) may still hold the job: wait for it to end.
     let waited = std::time::Instant::now();
@@ -436,12 +441,25 @@ async fn one_housekeeping_run_repeats_full_batches_until_nothing_due_is_left_and
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let before = deleted(&metrics().await);
+    let vacuums = |body: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with("housekeeping_vacuums_total{table=\"access_tokens\",result=\"ok\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let first = metrics().await;
+    let before = deleted(&first);
+    let vacuums_before = vacuums(&first);
     assert_eq!(latchkey::jobs::housekeeping_run(srv.state()).await, Some(7), "all in one run, batches of 2");
     assert_eq!(crate::support::query_i64(&srv.db, "SELECT COUNT(*) FROM access_tokens").await, 2, "the live ones stay");
     let body = metrics().await;
     // Other tests in this binary share the recorder: at least this run's seven.
     assert!(deleted(&body) - before >= 7.0, "{body}");
+    if srv.state().store.backend() == latchkey_core::settings::Backend::Postgres {
+        assert!(vacuums(&body) - vacuums_before >= 1.0, "7 rows deleted, vacuum_after_rows 5: {body}");
+    } else {
+        assert_eq!(vacuums(&body), 0.0, "SQLite reuses its pages: no vacuum");
+    }
     for series in [
         "housekeeping_last_run_seconds ",
         "housekeeping_last_run_timestamp_seconds ",

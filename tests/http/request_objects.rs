@@ -4,6 +4,7 @@ use crate::support::{
 };
 use josekit::jws::{ES256, JwsHeader, JwsSigner};
 use latchkey_core::Clock;
+use latchkey_core::model::ClientAuthMethod;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -409,6 +410,45 @@ async fn pushed_requests_are_one_time_references() {
     refused(
         srv.http.get(format!("{}/authorize?client_id={}&request_uri={enc}", srv.base, other.id)).send().await.unwrap(),
     );
+}
+
+/// Security: a pushed request presented by another client is refused without being spent.
+/// Before, `/authorize` deleted the reference first and compared the client after, so anyone
+/// who saw a `request_uri` (it travels in the front channel) could burn it with any client id,
+/// and the client that pushed it got `invalid_request_uri` (RFC 9126 §4: the reference is bound
+/// to the client that pushed it; a refusal spends nothing).
+#[tokio::test]
+async fn a_pushed_request_presented_by_another_client_is_not_spent() {
+    let srv = TestServer::start().await;
+    srv.add_user("alice").await;
+    let owner = srv.add_client(ClientOpts { skip_consent: true, ..Default::default() }).await;
+    let attacker = srv.add_client(ClientOpts { auth_method: ClientAuthMethod::None, ..Default::default() }).await;
+    let (verifier, challenge) = pkce_pair();
+    let form = [
+        ("response_type", "code"),
+        ("redirect_uri", owner.redirect_uri.as_str()),
+        ("scope", "openid"),
+        ("state", "mine"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let v: Value = par(&srv, &owner, &form).await.json().await.unwrap();
+    let enc = url::form_urlencoded::byte_serialize(v["request_uri"].as_str().unwrap().as_bytes()).collect::<String>();
+    // The attacker presents it under its own client id, twice.
+    for _ in 0..2 {
+        let r = srv
+            .http
+            .get(format!("{}/authorize?client_id={}&request_uri={enc}", srv.base, attacker.id))
+            .send()
+            .await
+            .unwrap();
+        refused(r);
+    }
+    // The owner's authorization still goes through.
+    let b = srv.browser();
+    let loc = finish(&srv, &b, &format!("{}/authorize?client_id={}&request_uri={enc}", srv.base, owner.id)).await;
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("mine"));
+    assert_eq!(srv.redeem(&owner, &query_param(&loc, "code").unwrap(), &verifier).await.status(), 200);
 }
 
 /// No code: an error page, or (the client having one registered redirect URI and no OpenID

@@ -29,17 +29,16 @@ pub async fn resolve(state: &AppState, client: &Client, params: Params) -> Resul
         (Some(_), Some(_)) => Err(OAuthError::invalid_request("request and request_uri cannot both be used")),
         (Some(jwt), None) => Ok((merge(params, verify(state, client, &jwt).await?), false)),
         (None, Some(uri)) if uri.starts_with(PAR_PREFIX) => {
-            // RFC 9126 §4: one-time, bound to the client that pushed it.
+            // RFC 9126 §4: one-time, bound to the client that pushed it. The store spends it
+            // only for that client: another client's presentation is refused and spends nothing
+            // (docs/SECURITY.md).
             let hash = SecretToken::from_presented(&uri).hash();
             let pushed = state
                 .store
-                .take_pushed_request(&hash, state.now())
+                .take_pushed_request(&hash, &client.client_id, state.now())
                 .await
                 .map_err(OAuthError::server_error)?
-                .ok_or_else(|| invalid_uri("unknown, used or expired pushed request"))?;
-            if pushed.client_id != client.client_id {
-                return Err(invalid_uri("pushed by another client"));
-            }
+                .ok_or_else(|| invalid_uri("unknown, used, expired or pushed by another client"))?;
             let stored: Map<String, Value> =
                 serde_json::from_str(&pushed.params).map_err(|e| OAuthError::server_error(e.to_string()))?;
             let mut out = Params::default();

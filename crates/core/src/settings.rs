@@ -203,11 +203,22 @@ pub struct Housekeeping {
     pub max_run_seconds: u64,
     /// Seconds delivered (or given-up) back-channel logouts stay in the outbox.
     pub outbox_retention: i64,
+    /// PostgreSQL: once housekeeping has deleted this many rows from a table, it runs a plain
+    /// `VACUUM (SKIP_LOCKED)` of it, so the space of deleted rows is reused without waiting for
+    /// autovacuum (which visits a database at most once a minute); 0 leaves it to autovacuum.
+    /// SQLite reuses freed pages itself.
+    pub vacuum_after_rows: u64,
 }
 
 impl Default for Housekeeping {
     fn default() -> Self {
-        Self { interval: 60, batch_size: 1000, max_run_seconds: 30, outbox_retention: 86_400 }
+        Self {
+            interval: 60,
+            batch_size: 1000,
+            max_run_seconds: 30,
+            outbox_retention: 86_400,
+            vacuum_after_rows: 10_000,
+        }
     }
 }
 

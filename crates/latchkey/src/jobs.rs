@@ -156,6 +156,7 @@ pub async fn housekeeping_run(state: &AppState) -> Option<u64> {
     let held = lease(state, "housekeeping").await?;
     let started = std::time::Instant::now();
     let run = purge(state, started).await;
+    reclaim(state, &run.deleted).await;
     record_lag(state).await;
     held.release().await;
     metrics::gauge!("housekeeping_last_run_seconds").set(started.elapsed().as_secs_f64());
@@ -176,6 +177,50 @@ pub async fn housekeeping_run(state: &AppState) -> Option<u64> {
 struct Run {
     removed: u64,
     behind: bool,
+    /// Rows deleted per table in this run.
+    deleted: Vec<(&'static str, u64)>,
+}
+
+/// Rows deleted per table since that table was last vacuumed (this process).
+static SINCE_VACUUM: std::sync::Mutex<Vec<(&'static str, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// After a run: the tables from which `housekeeping.vacuum_after_rows` rows have been deleted
+/// since their last vacuum are vacuumed (PostgreSQL; a no-op on SQLite). Deleted rows are dead
+/// tuples until a vacuum, and autovacuum visits a database at most once per
+/// `autovacuum_naptime` (a minute by default): under constant load the tables would otherwise
+/// grow between its visits. Metric: `housekeeping_vacuums_total{table,result}`.
+async fn reclaim(state: &AppState, deleted: &[(&'static str, u64)]) {
+    let every = state.settings.housekeeping.vacuum_after_rows;
+    if every == 0 || state.store.backend() != latchkey_core::settings::Backend::Postgres {
+        return;
+    }
+    let due: Vec<&'static str> = {
+        let Ok(mut counts) = SINCE_VACUUM.lock() else { return };
+        for &(table, n) in deleted {
+            match counts.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, c)) => *c = c.saturating_add(n),
+                None => counts.push((table, n)),
+            }
+        }
+        counts
+            .iter_mut()
+            .filter(|(_, c)| *c >= every)
+            .map(|(t, c)| {
+                *c = 0;
+                *t
+            })
+            .collect()
+    };
+    for table in due {
+        let result = match state.store.reclaim(table).await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, table, "housekeeping could not vacuum (leaving it to autovacuum)");
+                "error"
+            }
+        };
+        metrics::counter!("housekeeping_vacuums_total", "table" => table, "result" => result).increment(1);
+    }
 }
 
 /// Due rows as of the start of the run: the run ends once they are gone, whatever is added.
@@ -195,15 +240,20 @@ async fn purge(state: &AppState, started: std::time::Instant) -> Run {
     let budget = Duration::from_secs(state.settings.housekeeping.max_run_seconds);
     let mut pending: Vec<Purge> = Purge::ALL.to_vec();
     let mut removed = 0u64;
+    let mut deleted: Vec<(&'static str, u64)> = Vec::new();
     while !pending.is_empty() {
         if started.elapsed() >= budget {
-            return Run { removed, behind: true };
+            return Run { removed, behind: true, deleted };
         }
         let mut full = Vec::new();
         for what in pending {
             match state.store.purge_expired(what, &cut, batch).await {
                 Ok(n) => {
                     removed += n;
+                    match deleted.iter_mut().find(|(t, _)| *t == what.table()) {
+                        Some((_, c)) => *c += n,
+                        None => deleted.push((what.table(), n)),
+                    }
                     metrics::counter!("housekeeping_rows_deleted_total", "table" => what.table()).increment(n);
                     // The orphan sweep is one pass per run (it is not a range scan).
                     if n >= u64::try_from(batch).unwrap_or(u64::MAX) && what != Purge::SessionClients {
@@ -217,7 +267,7 @@ async fn purge(state: &AppState, started: std::time::Instant) -> Run {
         // Let the requests queued behind this round's statements in first.
         tokio::task::yield_now().await;
     }
-    Run { removed, behind: false }
+    Run { removed, behind: false, deleted }
 }
 
 /// `housekeeping_lag_seconds{table}`: how long the oldest row still due has been due.

@@ -309,8 +309,14 @@ pub trait OidcStore: Send + Sync {
     /// Record a failed attempt; `next_attempt_at` None gives up on the item.
     async fn mark_logout_failed(&self, id: i64, next_attempt_at: Option<UnixTime>, error: &str) -> StoreResult<()>;
     async fn push_request(&self, r: &PushedRequest) -> StoreResult<()>;
-    /// Use up a pushed request (one time); None if unknown or expired.
-    async fn take_pushed_request(&self, uri_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<PushedRequest>>;
+    /// Use up a pushed request (one time) presented by `client_id`; None, with nothing spent,
+    /// if unknown, expired or pushed by another client (RFC 9126 §4: bound to its client).
+    async fn take_pushed_request(
+        &self,
+        uri_hash: &TokenHash,
+        client_id: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<PushedRequest>>;
 }
 
 /// A lease on a background job: while it is held, no other instance runs that job. `release`
@@ -443,6 +449,11 @@ pub trait MaintenanceStore: Send + Sync {
     /// The expiry (or age) of the oldest row of `what` that is due, None when none is: how far
     /// housekeeping lags behind.
     async fn oldest_due(&self, what: Purge, cutoffs: &PurgeCutoffs) -> StoreResult<Option<UnixTime>>;
+    /// Let the database reuse the space of the rows housekeeping deleted from `table` (one of
+    /// [`Purge::table`]): PostgreSQL runs `VACUUM (SKIP_LOCKED)` on it (no lock that blocks
+    /// reads or writes; skipped when autovacuum holds the table); SQLite does nothing (freed
+    /// pages are reused by the next writes).
+    async fn reclaim(&self, table: &'static str) -> StoreResult<()>;
     /// End every session of a user (sign out everywhere); returns the sessions ended.
     async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Forget a user's consent for a client; false if there was none.

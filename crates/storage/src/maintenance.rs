@@ -151,6 +151,10 @@ macro_rules! impl_maintenance_store {
                 Ok(row.map(|(t,)| t))
             }
 
+            async fn reclaim(&self, table: &'static str) -> $crate::StoreResult<()> {
+                self.reclaim_space(table).await
+            }
+
             async fn delete_user_sessions(&self, user_id: &str) -> $crate::StoreResult<Vec<$crate::SessionRecord>> {
                 let rows: Vec<$crate::sessions::SessionRow> =
                     sqlx::query_as($crate::maintenance::DELETE_USER_SESSIONS_RETURNING)

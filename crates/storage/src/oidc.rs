@@ -41,7 +41,7 @@ pub(crate) const OUTBOX_GIVE_UP: &str =
 pub(crate) const INSERT_PUSHED: &str =
     "INSERT INTO pushed_requests (uri_hash, client_id, params, expires_at) VALUES ($1, $2, $3, $4)";
 
-pub(crate) const TAKE_PUSHED: &str = "DELETE FROM pushed_requests WHERE uri_hash = $1 AND expires_at > $2 RETURNING uri_hash, client_id, params, expires_at";
+pub(crate) const TAKE_PUSHED: &str = "DELETE FROM pushed_requests WHERE uri_hash = $1 AND client_id = $3 AND expires_at > $2 RETURNING uri_hash, client_id, params, expires_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutboxRow {
@@ -225,11 +225,13 @@ macro_rules! impl_oidc_store {
             async fn take_pushed_request(
                 &self,
                 uri_hash: &latchkey_core::TokenHash,
+                client_id: &str,
                 now: latchkey_core::UnixTime,
             ) -> $crate::StoreResult<Option<$crate::PushedRequest>> {
                 let row: Option<$crate::oidc::PushedRow> = sqlx::query_as($crate::oidc::TAKE_PUSHED)
                     .bind(uri_hash.as_str())
                     .bind(now)
+                    .bind(client_id)
                     .fetch_optional(&mut *self.write().await?)
                     .await?;
                 Ok(row.map(Into::into))

@@ -24,6 +24,16 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 const KEYS_LOCK: i64 = 0x004c_6174_636b_6579;
 
 impl PgStore {
+    /// `MaintenanceStore::reclaim`: a plain VACUUM, outside any transaction (simple protocol).
+    /// `table` is one of `Purge::table`'s names, never input.
+    pub(crate) async fn reclaim_space(&self, table: &'static str) -> StoreResult<()> {
+        if !crate::Purge::ALL.iter().any(|p| p.table() == table) {
+            return Ok(());
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM (SKIP_LOCKED) {table}"))).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub(crate) const BACKEND: Backend = Backend::Postgres;
 
     pub async fn connect(settings: &Settings) -> StoreResult<Self> {

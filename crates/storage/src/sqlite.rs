@@ -24,6 +24,11 @@ pub struct SqliteStore {
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 impl SqliteStore {
+    /// `MaintenanceStore::reclaim`: nothing to do; SQLite reuses freed pages itself.
+    pub(crate) async fn reclaim_space(&self, _table: &'static str) -> StoreResult<()> {
+        Ok(())
+    }
+
     pub(crate) const BACKEND: Backend = Backend::Sqlite;
 
     /// Connect, creating the file (and its directory) on first start.
